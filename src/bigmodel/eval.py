@@ -1,0 +1,70 @@
+"""Evaluate a checkpoint on its test split: ``python -m bigmodel.eval ckpt_path=FILE`` (also
+``bigmodel-eval``, ``make eval``). The data and model configs come from the checkpoint itself, so no
+experiment needs naming; ``+data.KEY=VALUE`` changes one data setting (e.g. ``+data.batch_size=256``).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import hydra
+import lightning as L
+from omegaconf import DictConfig, OmegaConf, open_dict
+
+from bigmodel.utils.config import instantiate_group, print_config_tree
+from bigmodel.utils.errors import ConfigError
+from bigmodel.utils.resolvers import CONFIG_DIR
+from bigmodel.utils.run import load_checkpoint, resolve_ckpt_path, write_metrics
+
+log = logging.getLogger(__name__)
+
+
+def evaluate(cfg: DictConfig) -> dict[str, Any]:
+    """Test ``cfg.ckpt_path`` and return (and write to ``metrics.json``) its test metrics.
+
+    Raises:
+        ConfigError: no ``ckpt_path``, a missing file, or a checkpoint not written by ``bigmodel.train``.
+    """
+    started = time.time()
+    if not cfg.get("ckpt_path"):
+        raise ConfigError("bigmodel.eval needs a checkpoint: pass ckpt_path=<file.ckpt> (or ckpt_path=last).")
+    ckpt_path = resolve_ckpt_path(cfg.ckpt_path, cfg.paths.log_dir, cfg.get("experiment") or "")
+    checkpoint = load_checkpoint(ckpt_path)
+    if "bigmodel" not in checkpoint:
+        raise ConfigError(f"{ckpt_path} was not written by bigmodel.train: it has no 'bigmodel' config entry.")
+    run_cfg = checkpoint["bigmodel"]["config"]
+    with open_dict(cfg):
+        cfg.data = OmegaConf.merge(run_cfg["data"], cfg.get("data") or {})
+        cfg.model = OmegaConf.merge(run_cfg["model"], cfg.get("model") or {})
+        cfg.seed = run_cfg.get("seed", cfg.get("seed"))
+        cfg.experiment = run_cfg.get("task_name")
+    output_dir = Path(cfg.paths.output_dir)
+    if cfg.extras.get("print_config"):
+        print_config_tree(cfg, save_dir=output_dir)
+    L.seed_everything(cfg.seed, workers=True)
+
+    datamodule: L.LightningDataModule = hydra.utils.instantiate(cfg.data)
+    model: L.LightningModule = hydra.utils.instantiate(cfg.model, _recursive_=False)
+    loggers = instantiate_group(cfg.get("logger"), "logger")
+    trainer: L.Trainer = hydra.utils.instantiate(cfg.trainer, logger=loggers or False)
+    trainer.test(model=model, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
+
+    metrics: dict[str, Any] = dict(trainer.callback_metrics)
+    metrics.update(ckpt_path=ckpt_path, experiment=cfg.experiment, seed=cfg.seed,
+                   wall_s=round(time.time() - started, 3))
+    write_metrics(output_dir / "metrics.json", metrics)
+    log.info("Run outputs: %s", output_dir)
+    return metrics
+
+
+@hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="eval")
+def main(cfg: DictConfig) -> None:
+    """Hydra entry point."""
+    evaluate(cfg)
+
+
+if __name__ == "__main__":
+    main()

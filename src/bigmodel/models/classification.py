@@ -1,0 +1,135 @@
+"""Generic classification LightningModule: wraps any net, owns loss, metrics and optimizer."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import hydra
+import torch
+import torch.nn.functional as F
+from lightning import LightningModule
+from omegaconf import DictConfig, OmegaConf
+from torchmetrics import MaxMetric, MeanMetric
+from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
+
+from bigmodel.models.optim import build_optimizer, build_scheduler
+
+
+def to_plain(cfg: Any) -> Any:
+    """A DictConfig/ListConfig as plain dicts/lists (resolved), so checkpoints hold no OmegaConf classes
+    and load with ``torch.load(weights_only=True)``."""
+    if isinstance(cfg, DictConfig) or OmegaConf.is_list(cfg):
+        return OmegaConf.to_container(cfg, resolve=True)
+    return cfg
+
+
+class ClassificationModule(LightningModule):
+    """Cross-entropy classification of ``(x, y)`` batches with any net.
+
+    The net (and optional ``frontend``, e.g. log-mel features) is built here from its Hydra config,
+    so the checkpoint's hyper-parameters are plain data and ``load_from_checkpoint`` rebuilds it.
+
+    Args:
+        net: Hydra config (``_target_`` + kwargs) of an ``nn.Module`` mapping ``x`` to logits ``(B, K)``.
+        optimizer: ``_partial_: true`` optimizer config, e.g. ``torch.optim.AdamW``.
+        num_classes: K, the number of classes.
+        scheduler: optional ``{scheduler: <_partial_ config>, interval: step|epoch, monitor: ...}``.
+        frontend: optional Hydra config of an ``nn.Module`` applied to ``x`` on the device before the
+            net (train and eval; it sees ``self.training`` for train-only augmentation).
+        label_smoothing: cross-entropy label smoothing in [0, 1).
+
+    Logs ``train/loss``, ``train/acc``, ``val/loss``, ``val/acc``, ``val/f1``, ``val/acc_best``,
+    ``test/loss``, ``test/acc``, ``test/f1`` (accuracy is micro, F1 is macro over classes).
+    """
+
+    def __init__(
+        self,
+        net: dict[str, Any],
+        optimizer: dict[str, Any],
+        num_classes: int,
+        scheduler: dict[str, Any] | None = None,
+        frontend: dict[str, Any] | None = None,
+        label_smoothing: float = 0.0,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters(
+            {
+                "net": to_plain(net),
+                "optimizer": to_plain(optimizer),
+                "num_classes": num_classes,
+                "scheduler": to_plain(scheduler),
+                "frontend": to_plain(frontend),
+                "label_smoothing": label_smoothing,
+            }
+        )
+        self.net = hydra.utils.instantiate(self.hparams.net)
+        self.frontend = hydra.utils.instantiate(self.hparams.frontend) if frontend else None
+        self.class_names: list[str] | None = None
+        self.train_acc = MulticlassAccuracy(num_classes, average="micro")
+        for stage in ("val", "test"):
+            setattr(self, f"{stage}_loss", MeanMetric())
+            setattr(self, f"{stage}_acc", MulticlassAccuracy(num_classes, average="micro"))
+            setattr(self, f"{stage}_f1", MulticlassF1Score(num_classes, average="macro"))
+        self.val_acc_best = MaxMetric()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits ``(B, num_classes)`` for inputs ``x``."""
+        if self.frontend is not None:
+            x = self.frontend(x)
+        return self.net(x)
+
+    def setup(self, stage: str) -> None:
+        dm = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
+        if getattr(dm, "classes", None) is not None:
+            self.class_names = [str(c) for c in dm.classes]
+
+    def on_train_start(self) -> None:
+        self.val_acc_best.reset()
+
+    def _step(self, batch: Any, stage: str) -> dict[str, torch.Tensor]:
+        x, y = batch[0], batch[1]
+        logits = self(x)
+        loss = F.cross_entropy(logits, y, label_smoothing=self.hparams.label_smoothing)
+        preds = logits.argmax(dim=-1)
+        acc = getattr(self, f"{stage}_acc")
+        acc(preds, y)
+        self.log(f"{stage}/acc", acc, on_step=False, on_epoch=True, prog_bar=True)
+        if stage == "train":
+            # Per step, so loss curves have one point per optimizer step.
+            self.log("train/loss", loss.detach(), on_step=True, on_epoch=False, prog_bar=True)
+        else:
+            mean_loss, f1 = getattr(self, f"{stage}_loss"), getattr(self, f"{stage}_f1")
+            mean_loss(loss.detach(), weight=y.numel())
+            f1(preds, y)
+            self.log(f"{stage}/loss", mean_loss, on_step=False, on_epoch=True, prog_bar=True)
+            self.log(f"{stage}/f1", f1, on_step=False, on_epoch=True)
+        return {"loss": loss, "preds": preds.detach(), "target": y, "logits": logits.detach()}
+
+    def training_step(self, batch: Any, batch_idx: int) -> dict[str, torch.Tensor]:
+        return self._step(batch, "train")
+
+    def validation_step(self, batch: Any, batch_idx: int) -> dict[str, torch.Tensor]:
+        return self._step(batch, "val")
+
+    def on_validation_epoch_end(self) -> None:
+        if self.trainer.sanity_checking:
+            return
+        self.val_acc_best(self.val_acc.compute())
+        self.log("val/acc_best", self.val_acc_best.compute(), sync_dist=True, prog_bar=True)
+
+    def test_step(self, batch: Any, batch_idx: int) -> dict[str, torch.Tensor]:
+        return self._step(batch, "test")
+
+    def configure_optimizers(self) -> dict[str, Any]:
+        optimizer = build_optimizer(self.hparams.optimizer, self.parameters())
+        scheduler = build_scheduler(
+            self.hparams.scheduler, optimizer, int(self.trainer.estimated_stepping_batches), self.trainer.max_epochs
+        )
+        return {"optimizer": optimizer, "lr_scheduler": scheduler} if scheduler else {"optimizer": optimizer}
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        # What inference needs beyond the weights: the class names, as plain strings.
+        checkpoint["class_names"] = self.class_names
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self.class_names = checkpoint.get("class_names")

@@ -1,0 +1,1 @@
+"""Plain ``nn.Module`` nets; nothing here knows about Lightning."""

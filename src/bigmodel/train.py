@@ -1,0 +1,106 @@
+"""Train a model: ``python -m bigmodel.train [experiment=NAME] [key=value ...]`` (also ``bigmodel-train``,
+``make train``). ``--help`` lists the config groups; ``--cfg job`` prints the composed config.
+
+Each run writes ``logs/<experiment>/runs/<timestamp>_<id>/`` with the resolved config, checkpoints,
+logger files and ``metrics.json``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+import hydra
+import lightning as L
+from omegaconf import DictConfig, OmegaConf
+
+from bigmodel.callbacks.monitor_check import MonitorCheck
+from bigmodel.callbacks.run_config import RunConfigInCheckpoint
+from bigmodel.utils.config import instantiate_group, print_config_tree, subset
+from bigmodel.utils.resolvers import CONFIG_DIR
+from bigmodel.utils.run import resolve_ckpt_path, write_metrics
+
+log = logging.getLogger(__name__)
+
+
+def log_hyperparameters(cfg: DictConfig, model: L.LightningModule, loggers: list) -> None:
+    """Send the full resolved config (nested) and parameter counts to every logger."""
+    hparams: dict[str, Any] = OmegaConf.to_container(cfg, resolve=True)  # type: ignore[assignment]
+    hparams["model/params/total"] = sum(p.numel() for p in model.parameters())
+    hparams["model/params/trainable"] = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    for lg in loggers:
+        lg.log_hyperparams(hparams)
+
+
+def train(cfg: DictConfig) -> dict[str, Any]:
+    """Fit, then test the best checkpoint; returns the metrics also written to ``metrics.json``.
+
+    Raises:
+        ConfigError: a missing checkpoint, ``ckpt_path=last`` without an earlier run, a monitored
+            metric that is never logged, or a batch size that leaves no training batch.
+    """
+    started = time.time()
+    output_dir = Path(cfg.paths.output_dir)
+    if cfg.extras.get("ignore_warnings"):
+        warnings.filterwarnings("ignore")
+    if cfg.extras.get("print_config") and L.fabric.utilities.rank_zero.rank_zero_only.rank == 0:
+        print_config_tree(cfg, save_dir=output_dir)
+    ckpt_path = resolve_ckpt_path(cfg.get("ckpt_path"), cfg.paths.log_dir, cfg.task_name)
+    L.seed_everything(cfg.seed, workers=True)
+
+    log.info("Instantiating datamodule <%s>", cfg.data._target_)
+    datamodule: L.LightningDataModule = hydra.utils.instantiate(cfg.data)
+    log.info("Instantiating model <%s>", cfg.model._target_)
+    model: L.LightningModule = hydra.utils.instantiate(cfg.model, _recursive_=False)
+
+    callbacks = instantiate_group(cfg.get("callbacks"), "callbacks")
+    callbacks += [MonitorCheck(), RunConfigInCheckpoint(subset(cfg, ["data", "model", "seed", "task_name"]))]
+    loggers = instantiate_group(cfg.get("logger"), "logger")
+    log.info("Instantiating trainer <%s>", cfg.trainer._target_)
+    trainer: L.Trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    log_hyperparameters(cfg, model, loggers)
+
+    metrics: dict[str, Any] = {}
+    if cfg.get("train", True):
+        log.info("Training (resume from %s)", ckpt_path) if ckpt_path else log.info("Training")
+        trainer.fit(model=model, datamodule=datamodule, ckpt_path=ckpt_path)
+        metrics.update(trainer.callback_metrics)
+
+    best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
+    if cfg.get("test", True):
+        test_ckpt = best or None
+        if not test_ckpt:
+            log.warning("No best checkpoint was saved; testing the current weights.")
+        trainer.test(model=model, datamodule=datamodule, ckpt_path=test_ckpt, weights_only=True)
+        metrics.update(trainer.callback_metrics)
+
+    last = Path(trainer.checkpoint_callback.dirpath or "", "last.ckpt") if trainer.checkpoint_callback else None
+    metrics.update(
+        best_ckpt_path=best or None,
+        last_ckpt_path=str(last) if last and last.is_file() else None,
+        experiment=cfg.task_name,
+        seed=cfg.seed,
+        epoch=trainer.current_epoch,
+        global_step=trainer.global_step,
+        output_dir=str(output_dir),
+        wall_s=round(time.time() - started, 3),
+    )
+    write_metrics(output_dir / "metrics.json", metrics)
+    log.info("Metrics: %s", {k: round(float(v), 5) for k, v in metrics.items() if "/" in k})
+    log.info("Run outputs: %s", output_dir)
+    return metrics
+
+
+@hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="train")
+def main(cfg: DictConfig) -> float | None:
+    """Hydra entry point; returns ``cfg.optimized_metric`` for hyper-parameter sweeps."""
+    metrics = train(cfg)
+    key = cfg.get("optimized_metric")
+    return float(metrics[key]) if key and key in metrics else None
+
+
+if __name__ == "__main__":
+    main()

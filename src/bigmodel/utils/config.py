@@ -1,0 +1,59 @@
+"""Config printing and saving, and instantiation of config groups that hold several objects."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import hydra
+import rich.syntax
+import rich.tree
+from omegaconf import DictConfig, OmegaConf
+from rich.console import Console
+
+log = logging.getLogger(__name__)
+
+PRINT_ORDER = ("data", "model", "callbacks", "logger", "trainer", "paths", "extras")
+
+
+def print_config_tree(cfg: DictConfig, save_dir: str | Path | None = None, resolve: bool = True) -> None:
+    """Print the composed config as a rich tree (main groups first) and save it as
+    ``<save_dir>/config_tree.log``."""
+    tree = rich.tree.Tree("CONFIG", style="dim", guide_style="dim")
+    keys = [k for k in PRINT_ORDER if k in cfg] + [k for k in cfg if k not in PRINT_ORDER]
+    for key in keys:
+        branch = tree.add(str(key), style="bold", guide_style="dim")
+        node = cfg[key]
+        text = OmegaConf.to_yaml(node, resolve=resolve) if isinstance(node, DictConfig) else str(node)
+        branch.add(rich.syntax.Syntax(text, "yaml"))
+    rich.print(tree)
+    if save_dir is not None:
+        with open(Path(save_dir) / "config_tree.log", "w") as f:
+            Console(file=f, width=120).print(tree)
+
+
+def instantiate_group(cfg: DictConfig | None, what: str) -> list[Any]:
+    """Instantiate every ``_target_`` entry of a group like ``callbacks`` or ``logger``.
+
+    Raises:
+        TypeError: an entry that is not a config with ``_target_``.
+    """
+    out: list[Any] = []
+    if not cfg:
+        return out
+    for name, conf in cfg.items():
+        if conf is None:
+            continue
+        if not isinstance(conf, DictConfig) or "_target_" not in conf:
+            raise TypeError(f"{what}.{name} must be a config with a _target_, got {conf!r}.")
+        log.info("Instantiating %s.%s <%s>", what, name, conf._target_)
+        out.append(hydra.utils.instantiate(conf))
+    return out
+
+
+def subset(cfg: DictConfig, keys: Sequence[str]) -> dict[str, Any]:
+    """The given top-level keys of ``cfg`` as an unresolved plain dict."""
+    return {k: OmegaConf.to_container(cfg[k], resolve=False) if isinstance(cfg[k], DictConfig) else cfg[k]
+            for k in keys if k in cfg}

@@ -1,0 +1,66 @@
+"""Run-level glue: checkpoint paths, metrics.json, seeding."""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from pathlib import Path
+from typing import Any
+
+import torch
+from lightning.pytorch.utilities import rank_zero_only
+
+from bigmodel.utils.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+
+def resolve_ckpt_path(ckpt_path: str | None, log_dir: str | Path, task_name: str) -> str | None:
+    """Resolve ``ckpt_path``: ``None`` stays ``None``; ``last`` becomes the newest
+    ``<log_dir>/<task_name>/runs/*/checkpoints/last.ckpt``; anything else must be an existing file.
+
+    Raises:
+        ConfigError: the file does not exist, or ``last`` finds no earlier run of this experiment.
+    """
+    if ckpt_path in (None, "", "null"):
+        return None
+    if ckpt_path == "last":
+        pattern = Path(log_dir) / task_name / "runs" / "*" / "checkpoints" / "last.ckpt"
+        found = sorted(Path(log_dir).glob(str(pattern.relative_to(log_dir))), key=lambda p: p.stat().st_mtime)
+        if not found:
+            raise ConfigError(
+                f"ckpt_path=last: no earlier run of experiment {task_name!r} has a last.ckpt (looked for "
+                f"{pattern}). Train it first (`make train experiment={task_name}`), or pass ckpt_path=<file>."
+            )
+        log.info("ckpt_path=last resolved to %s", found[-1])
+        return str(found[-1])
+    path = Path(ckpt_path).expanduser()
+    if not path.is_file():
+        raise ConfigError(
+            f"Checkpoint not found: ckpt_path={ckpt_path} (looked at {path.resolve()}). Pass an existing .ckpt "
+            "file (run outputs keep them in logs/<experiment>/runs/<run>/checkpoints/), or ckpt_path=last."
+        )
+    return str(path.resolve())
+
+
+def load_checkpoint(path: str | Path) -> dict[str, Any]:
+    """``torch.load`` with ``weights_only=True``: our checkpoints hold only tensors and plain data."""
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def _plain(v: Any) -> Any:
+    if isinstance(v, torch.Tensor):
+        v = v.item() if v.numel() == 1 else v.tolist()
+    if isinstance(v, float) and not math.isfinite(v):
+        return str(v)
+    return v
+
+
+@rank_zero_only
+def write_metrics(path: str | Path, metrics: dict[str, Any]) -> None:
+    """Write ``metrics.json``: one flat JSON object (rank 0 only), atomically."""
+    path = Path(path)
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps({k: _plain(v) for k, v in sorted(metrics.items())}, indent=2) + "\n")
+    tmp.replace(path)

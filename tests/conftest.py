@@ -1,0 +1,72 @@
+"""Shared test fixtures. Tests run offline, on CPU, with paths.data_dir at ../shared/data when present."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, open_dict
+
+from bigmodel.utils.resolvers import CONFIG_DIR, PROJECT_ROOT
+
+os.environ.setdefault("WANDB_MODE", "offline")
+os.environ.setdefault("WANDB_SILENT", "true")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+SHARED_DATA = Path(os.environ.get("BIGMODEL_SHARED_DATA", PROJECT_ROOT.parent / "shared" / "data")).resolve()
+# Overrides that keep a test run small and quiet; tests add their own after these.
+QUIET = ["extras.print_config=false", "callbacks.rich_progress_bar=null", "callbacks.rich_model_summary=null"]
+
+
+@pytest.fixture
+def shared_data() -> Path:
+    """The real datasets of ../shared/data; skips the test when they are absent (e.g. a user's clone)."""
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"real datasets not found at {SHARED_DATA} (set BIGMODEL_SHARED_DATA)")
+    return SHARED_DATA
+
+
+def compose_cfg(tmp_path: Path, overrides: Sequence[str] = (), config_name: str = "train") -> DictConfig:
+    """Compose ``configs/<config_name>.yaml`` like the entry point does, with every output under
+    ``tmp_path`` (log_dir, output_dir, cache_dir) and the data at ../shared/data."""
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
+        cfg = compose(config_name, overrides=[f"paths.data_dir={SHARED_DATA}", *overrides], return_hydra_config=True)
+    out = tmp_path / "run"
+    out.mkdir(parents=True, exist_ok=True)
+    with open_dict(cfg):
+        cfg.hydra.runtime.output_dir = str(out)
+        cfg.hydra.job.num = 0
+        cfg.paths.log_dir = str(tmp_path / "logs")
+        cfg.paths.cache_dir = str(tmp_path / "cache")
+    HydraConfig.instance().set_config(cfg)
+    return cfg
+
+
+@pytest.fixture
+def make_cfg(tmp_path):
+    """``make_cfg(overrides, config_name="train")`` -> composed config writing under tmp_path."""
+
+    def _make(overrides: Sequence[str] = (), config_name: str = "train") -> DictConfig:
+        return compose_cfg(tmp_path, overrides, config_name)
+
+    yield _make
+    GlobalHydra.instance().clear()
+
+
+def run_cli(module: str, *overrides: str, cwd: Path | None = None, timeout: float = 300,
+            env: dict | None = None) -> subprocess.CompletedProcess:
+    """Run ``python -m <module> <overrides>`` in a subprocess (the real entry point) and return it."""
+    full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
+    return subprocess.run(
+        [sys.executable, "-m", module, *overrides],
+        cwd=cwd or PROJECT_ROOT, capture_output=True, text=True, timeout=timeout, env=full_env,
+    )
