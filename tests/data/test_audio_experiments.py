@@ -18,6 +18,7 @@ from bigmodel.utils.errors import ConfigError
 
 AUDIO_EXPERIMENTS = [
     "spoken_digits_cnn",
+    "spoken_digits_transformer",
     "spoken_digits_unseen_speaker",
     "speech_commands_cnn",
     "audio_folder_cnn",
