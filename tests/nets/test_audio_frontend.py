@@ -76,3 +76,12 @@ def test_other_bad_settings():
         LogMelFrontend(8000, hop_ms=0.01)
     with pytest.raises(ConfigError, match="snr_db"):
         LogMelFrontend(8000, snr_db=[30, 10])
+
+
+def test_feature_benchmark_reports_both_ways():
+    from benchmarks.bench_audio_features import run
+
+    r = run(batch_size=4, sample_rate_hz=8000, clip_s=0.25, repeats=1, train=True)
+    assert set(r) == {"batched_clips_per_s", "per_clip_clips_per_s", "speedup"}
+    assert r["batched_clips_per_s"] > 0 and r["per_clip_clips_per_s"] > 0
+    assert r["speedup"] == r["batched_clips_per_s"] / r["per_clip_clips_per_s"]
