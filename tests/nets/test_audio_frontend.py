@@ -85,3 +85,10 @@ def test_feature_benchmark_reports_both_ways():
     assert set(r) == {"batched_clips_per_s", "per_clip_clips_per_s", "speedup"}
     assert r["batched_clips_per_s"] > 0 and r["per_clip_clips_per_s"] > 0
     assert r["speedup"] == r["batched_clips_per_s"] / r["per_clip_clips_per_s"]
+
+
+def test_features_stay_float32_under_autocast():
+    fe = LogMelFrontend(8000, snr_db=20, freq_mask_bins=4).train()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = fe(torch.randn(2, 4000).bfloat16())
+    assert out.dtype == torch.float32 and torch.isfinite(out).all()

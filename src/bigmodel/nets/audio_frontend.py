@@ -172,7 +172,12 @@ class LogMelFrontend(nn.Module):
             x = x.unsqueeze(0)
         if x.dim() != 2:
             raise ValueError(f"LogMelFrontend expects waveforms (B, T); got shape {tuple(x.shape)}.")
-        x = x.float()
+        # STFT and dB need float32 (no half/bf16 FFT on CPU, and fp16 overflows power spectra), so
+        # features are computed outside autocast; the net after it runs in the trainer's precision.
+        with torch.autocast(device_type=x.device.type, enabled=False):
+            return self._features(x.float())
+
+    def _features(self, x: torch.Tensor) -> torch.Tensor:
         if x.shape[-1] < self.n_fft:
             x = F.pad(x, (0, self.n_fft - x.shape[-1]))
         if self.training:
