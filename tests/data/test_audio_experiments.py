@@ -13,6 +13,7 @@ from omegaconf import OmegaConf
 from tests.conftest import QUIET
 from tests.data.audio_testfiles import fsdd_folder
 
+from bigmodel.eval import evaluate
 from bigmodel.train import train
 from bigmodel.utils.errors import ConfigError
 
@@ -71,6 +72,11 @@ def test_audio_folder_cnn_trains_and_checkpoint_loads_safely(make_cfg, tmp_path,
     assert ckpt["class_names"] == ["one", "zero"]
     assert ckpt["hyper_parameters"]["frontend"]["n_mels"] == 40  # feature settings travel with the weights
     assert ckpt["bigmodel"]["config"]["data"]["sample_rate_hz"] == 8000
+    # bigmodel.eval rebuilds data + frontend + net from the checkpoint alone and reproduces test/acc
+    ev_cfg = make_cfg(
+        [f"ckpt_path={saved['best_ckpt_path']}", "extras.print_config=false"], config_name="eval"
+    )
+    assert float(evaluate(ev_cfg)["test/acc"]) == pytest.approx(saved["test/acc"], abs=1e-6)
 
 
 def test_spoken_digits_cnn_short_run(make_cfg, shared_data):
