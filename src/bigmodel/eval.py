@@ -44,8 +44,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         cfg.seed = run_cfg.get("seed", cfg.get("seed"))
         cfg.experiment = run_cfg.get("task_name")
     output_dir = Path(cfg.paths.output_dir)
-    if cfg.extras.get("print_config"):
-        print_config_tree(cfg, save_dir=output_dir)
+    print_config_tree(cfg, save_dir=output_dir, show=cfg.extras.get("print_config", True))
     L.seed_everything(cfg.seed, workers=True)
 
     datamodule: L.LightningDataModule = hydra.utils.instantiate(cfg.data)
