@@ -89,10 +89,6 @@ class WandbRunInCheckpoint(Callback):
 
     def on_save_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict) -> None:
         for lg in trainer.loggers:
-            run = getattr(lg, "_experiment", None) if isinstance(lg, WandbLogger) else None
-            if run is not None and getattr(run, "id", None):
-                checkpoint["wandb"] = {
-                    "id": str(run.id),
-                    "project": str(run.project or ""),
-                    "entity": str(run.entity or ""),
-                }
+            info = lg.checkpoint_info() if isinstance(lg, WandbLogger) else None
+            if info:
+                checkpoint["wandb"] = info

@@ -250,7 +250,15 @@ class WandbLogger(_LightningWandbLogger):
             self._wandb_init["settings"] = wandb.Settings(init_timeout=self._init_timeout_s)
             if mode == "disabled":
                 self._log_model = False
-            run = super().experiment
+            try:
+                run = super().experiment
+            except Exception as err:  # e.g. wandb.errors.CommError after init_timeout_s
+                if mode != "online":
+                    raise
+                reason = f"wandb.init failed online ({type(err).__name__}: {err})"
+                self._mode = self._wandb_init["mode"] = mode = "offline"
+                self._experiment = None
+                run = super().experiment
             if mode != "disabled":
                 run_dir = Path(self._save_dir, "wandb")
                 run_dir.mkdir(parents=True, exist_ok=True)
@@ -262,6 +270,14 @@ class WandbLogger(_LightningWandbLogger):
                 )
             return run
         return self._experiment
+
+    def checkpoint_info(self) -> dict[str, str] | None:
+        """``{"id", "project", "entity"}`` of the run, for checkpoints; ``None`` when no run exists yet (this
+        never creates one), on ranks other than 0, and under ``disabled``."""
+        run = self._experiment
+        if run is None or self._mode in (None, "disabled") or not getattr(run, "id", None):
+            return None
+        return {"id": str(run.id), "project": str(run.project or ""), "entity": str(run.entity or "")}
 
     def watch_model(self, model: Any) -> None:
         """``wandb.watch`` the model when ``watch.log`` is set (rank 0 only)."""
