@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 
+import hydra
 import lightning as L
 import numpy as np
 import pytest
@@ -222,3 +223,14 @@ def test_image_helpers_scale_and_enlarge():
     assert img.shape == (8, 8, 3) and img.dtype == np.uint8 and img.min() == 0 and img.max() == 255
     hm = heatmap(np.array([[0, 5], [10, 0]]))
     assert hm.shape == (2, 2, 3) and not np.array_equal(hm[0, 0], hm[1, 0])
+
+
+def test_media_configs_compose_and_instantiate(make_cfg):
+    cfg = make_cfg(["callbacks=[media_vision,media_classification,media_audio,media_text]"])
+    made = {name: hydra.utils.instantiate(conf) for name, conf in cfg.callbacks.items()}
+    assert isinstance(made["media_vision"], ImagePredictions) and made["media_vision"].name == "media_vision"
+    assert isinstance(made["media_classification"], ConfusionMatrix)
+    assert isinstance(made["media_audio"], AudioPredictions) and made["media_audio"].sample_rate_hz is None
+    assert isinstance(made["media_text"], GeneratedText) and made["media_text"].prompts == [""]
+    # the digits experiments include the classification and vision media callbacks
+    assert {"media_classification", "media_vision"} <= set(make_cfg(["experiment=digits_mlp"]).callbacks)

@@ -78,6 +78,8 @@ def offline_run(tmp_path_factory):
         "logger=many",
         MEDIA,
         "logger.wandb.log_model=true",
+        "logger.wandb.watch.log=all",
+        "logger.wandb.watch.log_freq=2",
         "tags=[digits,e2e]",
         *SHORT,
         env={"WANDB_BASE_URL": "https://192.0.2.1", "NETRC": str(tmp / "no-netrc")},
@@ -137,6 +139,13 @@ def test_offline_run_has_media_and_model_artifacts(offline_run):
     models = [a for a in run.artifacts if a["type"] == "model"]
     assert models and all(a["files"] == ["model.ckpt"] for a in models)
     assert any({"best", "latest"} <= set(a["aliases"]) for a in models)
+
+
+def test_watch_logs_gradient_and_parameter_histograms(offline_run):
+    _, _, run = offline_run
+    grads = {k for k in run.metric_names if k.startswith("gradients/")}
+    params = {k for k in run.metric_names if k.startswith("parameters/")}
+    assert grads and params and any("weight" in k for k in grads)
 
 
 def test_many_gives_every_logger_the_hyperparameters_and_tensorboard_the_media(offline_run):
