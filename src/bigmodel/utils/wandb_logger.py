@@ -97,7 +97,7 @@ def decide_mode(offline: bool, connect_timeout_s: float = 2.0) -> tuple[str, str
     if not has_api_key(base_url):
         return "offline", "no W&B API key found (set WANDB_API_KEY or run `wandb login`)"
     if not host_reachable(base_url, connect_timeout_s):
-        return "offline", f"{base_url} did not answer within {connect_timeout_s:g} s"
+        return "offline", f"{base_url} could not be reached (TCP connect, {connect_timeout_s:g} s timeout)"
     return "online", ""
 
 
