@@ -119,7 +119,7 @@ def _history_row(items: Any) -> dict[str, Any]:
 
 def _apply_config(config: dict[str, Any], items: Any) -> None:
     for item in items:
-        if item.key == "_wandb":
+        if _key(item).startswith("_wandb"):  # wandb's own bookkeeping (e.g. custom chart specs)
             continue
         config[_key(item)] = _item_value(item)
 

@@ -107,6 +107,24 @@ def test_offline_run_has_nested_config_and_run_facts(offline_run):
     assert facts["params"]["total"] >= facts["params"]["trainable"] > 1000
     assert len(facts["git"]["commit"] or "x" * 40) == 40 and facts["git"]["dirty"] in (True, False, None)
     assert facts["output_dir"] == str(out)
+    # the module's hyper-parameters appear once, under model.*, not again at the top level
+    assert set(run.config) == {
+        "task_name",
+        "tags",
+        "train",
+        "test",
+        "ckpt_path",
+        "seed",
+        "optimized_metric",
+        "data",
+        "model",
+        "callbacks",
+        "logger",
+        "trainer",
+        "paths",
+        "extras",
+        "run",
+    }
     assert (run.project, run.group, run.job_type, run.tags) == (
         "bigmodel",
         "digits_cnn",

@@ -60,6 +60,10 @@ def log_hyperparameters(cfg: DictConfig, model: L.LightningModule, loggers: list
     hparams["run"] = run_facts(cfg, model)
     for lg in loggers:
         lg.log_hyperparams(hparams)
+    if loggers:
+        # The config above already holds the module's hyper-parameters under `model.*`. Without this, Lightning
+        # logs `model.hparams` again at fit start, as top-level keys (`optimizer`, `net`...) beside `model`.
+        model._log_hyperparams = False
     return hparams
 
 
