@@ -83,7 +83,7 @@ def offline_run(tmp_path_factory):
         "tags=[digits,e2e]",
         *SHORT,
         env={"WANDB_BASE_URL": "https://192.0.2.1", "NETRC": str(tmp / "no-netrc")},
-        unset=("WANDB_MODE", "WANDB_API_KEY"),
+        unset=("WANDB_MODE", "WANDB_API_KEY", "WANDB_SILENT"),
     )
     (out,) = run_dirs(tmp)
     (run,) = find_runs(out)
@@ -95,6 +95,7 @@ def test_no_key_no_network_goes_offline_once_and_prints_sync_command(offline_run
     proc, out, run = offline_run
     log = proc.stdout + proc.stderr
     assert log.count("W&B: recording offline because no W&B API key found") == 1
+    assert "syncing is set to `offline`" not in log  # wandb's own banner would say it a second time
     assert f"wandb sync {run.dir}" in log and run.dir.is_relative_to(out / "wandb")
     assert (out / "wandb" / "run_id.txt").read_text().strip() == run.id
 

@@ -247,7 +247,10 @@ class WandbLogger(_LightningWandbLogger):
             mode, reason = decide_mode(self._want_offline, self._connect_timeout_s)
             self._mode = mode
             self._wandb_init["mode"] = mode
-            self._wandb_init["settings"] = wandb.Settings(init_timeout=self._init_timeout_s)
+            # Offline, wandb's own banner would repeat what the warning below says (with the sync command).
+            self._wandb_init["settings"] = wandb.Settings(
+                init_timeout=self._init_timeout_s, silent=mode != "online"
+            )
             if mode == "disabled":
                 self._log_model = False
             try:
@@ -257,6 +260,7 @@ class WandbLogger(_LightningWandbLogger):
                     raise
                 reason = f"wandb.init failed online ({type(err).__name__}: {err})"
                 self._mode = self._wandb_init["mode"] = mode = "offline"
+                self._wandb_init["settings"] = wandb.Settings(init_timeout=self._init_timeout_s, silent=True)
                 self._experiment = None
                 run = super().experiment
             if mode != "disabled":
