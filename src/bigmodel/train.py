@@ -15,24 +15,16 @@ from typing import Any
 
 import hydra
 import lightning as L
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from bigmodel.callbacks.monitor_check import MonitorCheck
 from bigmodel.callbacks.run_config import RunConfigInCheckpoint
+from bigmodel.utils import tracking
 from bigmodel.utils.config import instantiate_group, print_config_tree, subset
 from bigmodel.utils.resolvers import CONFIG_DIR
 from bigmodel.utils.run import resolve_ckpt_path, write_metrics
 
 log = logging.getLogger(__name__)
-
-
-def log_hyperparameters(cfg: DictConfig, model: L.LightningModule, loggers: list) -> None:
-    """Send the full resolved config (nested) and parameter counts to every logger."""
-    hparams: dict[str, Any] = OmegaConf.to_container(cfg, resolve=True)  # type: ignore[assignment]
-    hparams["model/params/total"] = sum(p.numel() for p in model.parameters())
-    hparams["model/params/trainable"] = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    for lg in loggers:
-        lg.log_hyperparams(hparams)
 
 
 def train(cfg: DictConfig) -> dict[str, Any]:
@@ -59,9 +51,30 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     callbacks = instantiate_group(cfg.get("callbacks"), "callbacks")
     callbacks += [MonitorCheck(), RunConfigInCheckpoint(subset(cfg, ["data", "model", "seed", "task_name"]))]
     loggers = instantiate_group(cfg.get("logger"), "logger")
+    callbacks += tracking.tracking_callbacks(loggers)
     log.info("Instantiating trainer <%s>", cfg.trainer._target_)
     trainer: L.Trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
-    log_hyperparameters(cfg, model, loggers)
+    exit_code = 1
+    try:
+        tracking.start(loggers, model, ckpt_path)
+        tracking.log_hyperparameters(cfg, model, loggers)
+        metrics = _fit_and_test(cfg, trainer, model, datamodule, ckpt_path, started)
+        exit_code = 0
+        return metrics
+    finally:
+        # closes W&B runs, so the next job of a multirun (same process) starts its own run
+        tracking.finish(loggers, exit_code)
+
+
+def _fit_and_test(
+    cfg: DictConfig,
+    trainer: L.Trainer,
+    model: L.LightningModule,
+    datamodule: L.LightningDataModule,
+    ckpt_path: str | None,
+    started: float,
+) -> dict[str, Any]:
+    output_dir = Path(cfg.paths.output_dir)
 
     metrics: dict[str, Any] = {}
     if cfg.get("train", True):
