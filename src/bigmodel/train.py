@@ -15,10 +15,12 @@ from typing import Any
 
 import hydra
 import lightning as L
+import torch
 from omegaconf import DictConfig, OmegaConf
 
 from bigmodel.callbacks.monitor_check import MonitorCheck
 from bigmodel.callbacks.run_config import RunConfigInCheckpoint
+from bigmodel.utils.batch import apply_batch_plan
 from bigmodel.utils.config import instantiate_group, print_config_tree, subset
 from bigmodel.utils.resolvers import CONFIG_DIR
 from bigmodel.utils.run import resolve_ckpt_path, write_metrics
@@ -40,10 +42,16 @@ def train(cfg: DictConfig) -> dict[str, Any]:
 
     Raises:
         ConfigError: a missing checkpoint, ``ckpt_path=last`` without an earlier run, a monitored
-            metric that is never logged, or a batch size that leaves no training batch.
+            metric that is never logged, a batch size that leaves no training batch, or a
+            ``data.global_batch_size`` that does not split into micro batches x devices.
     """
     started = time.time()
     output_dir = Path(cfg.paths.output_dir)
+    apply_batch_plan(
+        cfg
+    )  # before anything is built: sets data.batch_size and trainer.accumulate_grad_batches
+    if cfg.extras.get("float32_matmul_precision") and torch.cuda.is_available():
+        torch.set_float32_matmul_precision(cfg.extras.float32_matmul_precision)
     if cfg.extras.get("ignore_warnings"):
         warnings.filterwarnings("ignore")
     if cfg.extras.get("print_config") and L.fabric.utilities.rank_zero.rank_zero_only.rank == 0:

@@ -13,6 +13,8 @@ from torchmetrics import MaxMetric, MeanMetric
 from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
 
 from bigmodel.models.optim import build_optimizer, build_scheduler
+from bigmodel.utils.compile import compile_net
+from bigmodel.utils.strategies import clip_gradients
 
 
 def to_plain(cfg: Any) -> Any:
@@ -37,6 +39,9 @@ class ClassificationModule(LightningModule):
         frontend: optional Hydra config of an ``nn.Module`` applied to ``x`` on the device before the
             net (train and eval; it sees ``self.training`` for train-only augmentation).
         label_smoothing: cross-entropy label smoothing in [0, 1).
+        compile: ``true`` (or a dict of ``torch.compile`` kwargs, e.g. ``{mode: max-autotune}``) compiles the
+            inner net in place (``nn.Module.compile``) in ``configure_model``; the LightningModule stays
+            uncompiled and state-dict keys stay plain (no ``_orig_mod.``), so checkpoints load without it.
 
     Logs ``train/loss``, ``train/acc``, ``val/loss``, ``val/acc``, ``val/f1``, ``val/acc_best``,
     ``test/loss``, ``test/acc``, ``test/f1`` (accuracy is micro, F1 is macro over classes).
@@ -50,6 +55,7 @@ class ClassificationModule(LightningModule):
         scheduler: dict[str, Any] | None = None,
         frontend: dict[str, Any] | None = None,
         label_smoothing: float = 0.0,
+        compile: bool | dict[str, Any] = False,
     ) -> None:
         super().__init__()
         self.save_hyperparameters(
@@ -60,6 +66,7 @@ class ClassificationModule(LightningModule):
                 "scheduler": to_plain(scheduler),
                 "frontend": to_plain(frontend),
                 "label_smoothing": label_smoothing,
+                "compile": to_plain(compile),
             }
         )
         self.net = hydra.utils.instantiate(self.hparams.net)
@@ -77,6 +84,12 @@ class ClassificationModule(LightningModule):
         if self.frontend is not None:
             x = self.frontend(x)
         return self.net(x)
+
+    def configure_model(self) -> None:
+        compile_net(self.net, self.hparams.get("compile"))
+
+    def configure_gradient_clipping(self, optimizer, gradient_clip_val=None, gradient_clip_algorithm=None):
+        clip_gradients(self, optimizer, gradient_clip_val, gradient_clip_algorithm)
 
     def setup(self, stage: str) -> None:
         dm = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
