@@ -120,3 +120,12 @@ def test_cli_prints_table(tmp_path):
     assert r.returncode == 0, r.stderr
     assert "124,439,808" in r.stdout and "fsdp FULL_SHARD" in r.stdout
     assert (tmp_path / "estimate.json").is_file()
+
+
+def test_null_vocab_and_block_size_come_from_estimate_keys(make_cfg):
+    """LM presets leave vocab_size/block_size to the data; the estimate takes them from its own keys."""
+    over = ["net=gpt2_small", "model.net.vocab_size=null", "model.net.block_size=null"]
+    with pytest.raises(ConfigError, match="estimate.seq_len"):
+        estimate(make_cfg(over, config_name="estimate"))
+    e = estimate(make_cfg([*over, "estimate.seq_len=1024"], config_name="estimate"))
+    assert e["params"] == 124_439_808

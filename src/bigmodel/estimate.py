@@ -66,10 +66,21 @@ def estimate(cfg: DictConfig) -> dict[str, Any]:
     if "net" not in cfg.model or not cfg.model.net:
         raise ConfigError("bigmodel.estimate needs a net: pass net=NAME (e.g. net=gpt2_small) or model=NAME.")
     net_cfg = OmegaConf.to_container(cfg.model.net, resolve=True)
+    est = cfg.estimate
+    # LM presets may leave these to the DataModule (filled in configure_model); the estimate needs numbers
+    fallback = {"vocab_size": est.get("vocab_size"), "block_size": est.get("seq_len")}
+    for key, value in fallback.items():
+        if key in net_cfg and net_cfg[key] is None:
+            value = value or cfg.data.get(key)
+            if not value:
+                raise ConfigError(
+                    f"model.net.{key} is null (taken from the data at train time); give it to the estimate: "
+                    f"estimate.{'seq_len' if key == 'block_size' else key}=N."
+                )
+            net_cfg[key] = int(value)
     net = meta_net(net_cfg)
     counts = param_counts(net)
     shape = _shape(net, net_cfg)
-    est = cfg.estimate
     precision = str(cfg.trainer.precision)
     dtype = em.precision_dtype(precision)
     strategy = cfg.trainer.get("strategy", "auto")
