@@ -48,6 +48,7 @@ def test_training_logs_perf_metrics(make_cfg):
         ]
     )
     metrics = train(cfg)
+    assert 0 < float(metrics["train/acc"]) <= 1  # logged once per epoch
     assert metrics["perf/samples_per_sec"] > 0
     assert 0 < metrics["perf/mfu"] < 1
     assert metrics["perf/tflops_per_sec"] > 0
