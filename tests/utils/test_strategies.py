@@ -117,3 +117,14 @@ def test_fsdp_trains_on_gpus(make_cfg):
 
     cfg = make_cfg(["trainer=fsdp", "trainer.devices=2", "debug=fdr", "net=big_mlp"])
     assert train(cfg)["global_step"] == 1
+
+
+def test_fsdp_empty_init_builds_1b3_on_meta(make_cfg):
+    """What Lightning wraps around configure_model under trainer=fsdp: the 1.3B net allocates nothing."""
+    cfg = make_cfg(["trainer=fsdp", "net=gpt_1b3"])
+    strategy = hydra.utils.instantiate(cfg.trainer.strategy)
+    with strategy.tensor_init_context(empty_init=True):
+        net = hydra.utils.instantiate(cfg.model.net)
+    params = list(net.parameters())
+    assert all(p.is_meta for p in params)
+    assert sum(p.numel() for p in params) == 1_315_723_264
