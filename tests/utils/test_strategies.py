@@ -110,13 +110,38 @@ def test_gradient_clipping_is_applied(make_cfg):
     assert train(cfg)["global_step"] == 1  # and a real run with clipping works
 
 
+_GPU_RUN = [
+    "trainer.max_epochs=1",
+    "+trainer.limit_train_batches=4",
+    "+trainer.limit_val_batches=2",
+    "+trainer.limit_test_batches=2",
+    "net=big_mlp",
+    "callbacks.throughput.window_size=2",
+    "trainer.log_every_n_steps=1",
+]
+
+
 @pytest.mark.gpu
-@pytest.mark.skipif(torch.cuda.device_count() < 2, reason="needs 2 GPUs")
-def test_fsdp_trains_on_gpus(make_cfg):
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_fsdp_on_gpu_with_clipping_and_mfu(make_cfg):
+    """Unverified on CPU-only machines: FSDP (bf16-mixed, sharded checkpoint, norm clipping through FSDP's
+    clip_grad_norm_) trains, tests its best checkpoint and logs an MFU from the GPU table."""
     from bigmodel.train import train
 
-    cfg = make_cfg(["trainer=fsdp", "trainer.devices=2", "debug=fdr", "net=big_mlp"])
-    assert train(cfg)["global_step"] == 1
+    n = min(torch.cuda.device_count(), 2)
+    cfg = make_cfg(["trainer=fsdp", f"trainer.devices={n}", "trainer.gradient_clip_val=1.0", *_GPU_RUN])
+    m = train(cfg)
+    assert m["global_step"] >= 1 and 0 <= float(m["test/acc"]) <= 1
+    assert 0 < m["perf/mfu"] < 1
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not (torch.cuda.is_available() and HAS_DEEPSPEED), reason="needs a GPU and deepspeed")
+def test_deepspeed_stage_2_on_gpu(make_cfg):
+    from bigmodel.train import train
+
+    cfg = make_cfg(["trainer=deepspeed_stage_2", "trainer.devices=1", *_GPU_RUN])
+    assert train(cfg)["global_step"] >= 1
 
 
 def test_fsdp_empty_init_builds_1b3_on_meta(make_cfg):
