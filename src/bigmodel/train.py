@@ -90,7 +90,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     )
     metrics.update(
         best_ckpt_path=best or None,
-        last_ckpt_path=str(last) if last and last.is_file() else None,
+        last_ckpt_path=str(last) if last and last.exists() else None,  # a file, or a sharded folder
         experiment=cfg.task_name,
         seed=cfg.seed,
         epoch=trainer.current_epoch,
