@@ -15,11 +15,13 @@ from typing import Any
 
 import hydra
 import lightning as L
+import torch
 from omegaconf import DictConfig
 
 from bigmodel.callbacks.monitor_check import MonitorCheck
 from bigmodel.callbacks.run_config import RunConfigInCheckpoint
 from bigmodel.utils import tracking
+from bigmodel.utils.batch import apply_batch_plan
 from bigmodel.utils.config import instantiate_group, print_config_tree, subset
 from bigmodel.utils.resolvers import CONFIG_DIR
 from bigmodel.utils.run import resolve_ckpt_path, write_metrics
@@ -32,10 +34,15 @@ def train(cfg: DictConfig) -> dict[str, Any]:
 
     Raises:
         ConfigError: a missing checkpoint, ``ckpt_path=last`` without an earlier run, a monitored
-            metric that is never logged, or a batch size that leaves no training batch.
+            metric that is never logged, a batch size that leaves no training batch, or a
+            ``data.global_batch_size`` that does not split into micro batches x devices.
     """
     started = time.time()
     output_dir = Path(cfg.paths.output_dir)
+    # before anything is built: sets data.batch_size and trainer.accumulate_grad_batches
+    apply_batch_plan(cfg)
+    if cfg.extras.get("float32_matmul_precision") and torch.cuda.is_available():
+        torch.set_float32_matmul_precision(cfg.extras.float32_matmul_precision)
     if cfg.extras.get("ignore_warnings"):
         warnings.filterwarnings("ignore")
     if L.fabric.utilities.rank_zero.rank_zero_only.rank == 0:
@@ -95,7 +102,7 @@ def _fit_and_test(
     )
     metrics.update(
         best_ckpt_path=best or None,
-        last_ckpt_path=str(last) if last and last.is_file() else None,
+        last_ckpt_path=str(last) if last and last.exists() else None,  # a file, or a sharded folder
         experiment=cfg.task_name,
         seed=cfg.seed,
         epoch=trainer.current_epoch,
