@@ -39,11 +39,17 @@ train: $(STAMP) ## train (default experiment: digits_cnn); any Hydra override pa
 eval: $(STAMP) ## evaluate a checkpoint: make eval ckpt_path=logs/.../checkpoints/epoch_009.ckpt
 	@$(OVERRIDES); $(PY) -m bigmodel.eval $(ARGS) "$$@"
 
+estimate: $(STAMP) ## compute/memory/time estimate: make estimate net=gpt2_medium trainer=fsdp trainer.devices=8
+	@$(OVERRIDES); $(PY) -m bigmodel.estimate $(ARGS) "$$@"
+
+bench: $(STAMP) ## benchmarks (parity, start-up, data loading, DDP, MFU): table + logs/bench/*.json, <= 10 min
+	$(PY) -m benchmarks.run $(ARGS)
+
 test: $(STAMP) ## fast test suite (no `slow` tests)
 	$(PY) -m pytest $(ARGS)
 
 test-full: $(STAMP) ## full test suite, `slow` tests included
-	$(PY) -m pytest -m "not gpu or gpu" $(ARGS)
+	$(PY) -m pytest -m "slow or not slow" $(ARGS)
 
 lint: $(STAMP) ## ruff check + format check
 	$(PY) -m ruff check src tests

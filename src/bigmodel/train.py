@@ -15,10 +15,13 @@ from typing import Any
 
 import hydra
 import lightning as L
-from omegaconf import DictConfig, OmegaConf
+import torch
+from omegaconf import DictConfig
 
 from bigmodel.callbacks.monitor_check import MonitorCheck
 from bigmodel.callbacks.run_config import RunConfigInCheckpoint
+from bigmodel.utils import tracking
+from bigmodel.utils.batch import apply_batch_plan
 from bigmodel.utils.config import instantiate_group, print_config_tree, subset
 from bigmodel.utils.resolvers import CONFIG_DIR
 from bigmodel.utils.run import resolve_ckpt_path, write_metrics
@@ -26,28 +29,24 @@ from bigmodel.utils.run import resolve_ckpt_path, write_metrics
 log = logging.getLogger(__name__)
 
 
-def log_hyperparameters(cfg: DictConfig, model: L.LightningModule, loggers: list) -> None:
-    """Send the full resolved config (nested) and parameter counts to every logger."""
-    hparams: dict[str, Any] = OmegaConf.to_container(cfg, resolve=True)  # type: ignore[assignment]
-    hparams["model/params/total"] = sum(p.numel() for p in model.parameters())
-    hparams["model/params/trainable"] = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    for lg in loggers:
-        lg.log_hyperparams(hparams)
-
-
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Fit, then test the best checkpoint; returns the metrics also written to ``metrics.json``.
 
     Raises:
         ConfigError: a missing checkpoint, ``ckpt_path=last`` without an earlier run, a monitored
-            metric that is never logged, or a batch size that leaves no training batch.
+            metric that is never logged, a batch size that leaves no training batch, or a
+            ``data.global_batch_size`` that does not split into micro batches x devices.
     """
     started = time.time()
     output_dir = Path(cfg.paths.output_dir)
+    # before anything is built: sets data.batch_size and trainer.accumulate_grad_batches
+    apply_batch_plan(cfg)
+    if cfg.extras.get("float32_matmul_precision") and torch.cuda.is_available():
+        torch.set_float32_matmul_precision(cfg.extras.float32_matmul_precision)
     if cfg.extras.get("ignore_warnings"):
         warnings.filterwarnings("ignore")
-    if cfg.extras.get("print_config") and L.fabric.utilities.rank_zero.rank_zero_only.rank == 0:
-        print_config_tree(cfg, save_dir=output_dir)
+    if L.fabric.utilities.rank_zero.rank_zero_only.rank == 0:
+        print_config_tree(cfg, save_dir=output_dir, show=cfg.extras.get("print_config", True))
     ckpt_path = resolve_ckpt_path(cfg.get("ckpt_path"), cfg.paths.log_dir, cfg.task_name)
     L.seed_everything(cfg.seed, workers=True)
 
@@ -59,9 +58,30 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     callbacks = instantiate_group(cfg.get("callbacks"), "callbacks")
     callbacks += [MonitorCheck(), RunConfigInCheckpoint(subset(cfg, ["data", "model", "seed", "task_name"]))]
     loggers = instantiate_group(cfg.get("logger"), "logger")
+    callbacks += tracking.tracking_callbacks(loggers)
     log.info("Instantiating trainer <%s>", cfg.trainer._target_)
     trainer: L.Trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
-    log_hyperparameters(cfg, model, loggers)
+    exit_code = 1
+    try:
+        tracking.start(loggers, model, ckpt_path)
+        tracking.log_hyperparameters(cfg, model, loggers)
+        metrics = _fit_and_test(cfg, trainer, model, datamodule, ckpt_path, started)
+        exit_code = 0
+        return metrics
+    finally:
+        # closes W&B runs, so the next job of a multirun (same process) starts its own run
+        tracking.finish(loggers, exit_code)
+
+
+def _fit_and_test(
+    cfg: DictConfig,
+    trainer: L.Trainer,
+    model: L.LightningModule,
+    datamodule: L.LightningDataModule,
+    ckpt_path: str | None,
+    started: float,
+) -> dict[str, Any]:
+    output_dir = Path(cfg.paths.output_dir)
 
     metrics: dict[str, Any] = {}
     if cfg.get("train", True):
@@ -82,7 +102,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     )
     metrics.update(
         best_ckpt_path=best or None,
-        last_ckpt_path=str(last) if last and last.is_file() else None,
+        last_ckpt_path=str(last) if last and last.exists() else None,  # a file, or a sharded folder
         experiment=cfg.task_name,
         seed=cfg.seed,
         epoch=trainer.current_epoch,
@@ -91,8 +111,9 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         wall_s=round(time.time() - started, 3),
     )
     write_metrics(output_dir / "metrics.json", metrics)
-    log.info("Metrics: %s", {k: round(float(v), 5) for k, v in metrics.items() if "/" in k})
-    log.info("Run outputs: %s", output_dir)
+    if trainer.is_global_zero:
+        log.info("Metrics: %s", {k: round(float(v), 5) for k, v in metrics.items() if "/" in k})
+        log.info("Run outputs: %s", output_dir)
     return metrics
 
 

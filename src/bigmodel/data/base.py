@@ -17,7 +17,11 @@ class BaseDataModule(LightningDataModule):
     ``self.data_test`` in ``setup``.
 
     Args:
-        batch_size: micro batch size, samples per device per step.
+        batch_size: micro batch size, samples per device per forward/backward (older name of
+            ``micro_batch_size``).
+        micro_batch_size: when set, replaces ``batch_size``.
+        global_batch_size: samples per optimizer step over all devices; only recorded here, the
+            accumulation it implies is derived by ``bigmodel.utils.batch.apply_batch_plan``.
         num_workers: DataLoader worker processes (0 loads in the main process).
         pin_memory: page-locked host memory, useful only with a GPU.
         persistent_workers: keep workers alive between epochs (needs ``num_workers > 0``).
@@ -36,8 +40,13 @@ class BaseDataModule(LightningDataModule):
         persistent_workers: bool = False,
         drop_last: bool = False,
         seed: int = 42,
+        micro_batch_size: int | None = None,
+        global_batch_size: int | None = None,
     ) -> None:
         super().__init__()
+        if micro_batch_size is not None:
+            batch_size = micro_batch_size
+        self.global_batch_size = global_batch_size
         if batch_size < 1:
             raise ConfigError(f"data.batch_size={batch_size} must be >= 1.")
         self.batch_size = batch_size

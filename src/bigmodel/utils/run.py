@@ -27,7 +27,10 @@ def resolve_ckpt_path(ckpt_path: str | None, log_dir: str | Path, task_name: str
         return None
     if ckpt_path == "last":
         pattern = Path(log_dir) / task_name / "runs" / "*" / "checkpoints" / "last.ckpt"
-        found = sorted(Path(log_dir).glob(str(pattern.relative_to(log_dir))), key=lambda p: p.stat().st_mtime)
+        found = sorted(
+            (p for p in Path(log_dir).glob(str(pattern.relative_to(log_dir))) if _is_checkpoint(p)),
+            key=lambda p: p.stat().st_mtime,
+        )
         if not found:
             raise ConfigError(
                 f"ckpt_path=last: no earlier run of experiment {task_name!r} has a last.ckpt (looked for "
@@ -36,7 +39,7 @@ def resolve_ckpt_path(ckpt_path: str | None, log_dir: str | Path, task_name: str
         log.info("ckpt_path=last resolved to %s", found[-1])
         return str(found[-1])
     path = Path(ckpt_path).expanduser()
-    if not path.is_file():
+    if not _is_checkpoint(path):
         raise ConfigError(
             f"Checkpoint not found: ckpt_path={ckpt_path} (looked at {path.resolve()}). Pass an existing .ckpt "
             "file (run outputs keep them in logs/<experiment>/runs/<run>/checkpoints/), or ckpt_path=last."
@@ -44,8 +47,22 @@ def resolve_ckpt_path(ckpt_path: str | None, log_dir: str | Path, task_name: str
     return str(path.resolve())
 
 
+def _is_checkpoint(path: Path) -> bool:
+    """A checkpoint file, or a sharded (FSDP ``state_dict_type=sharded``) checkpoint folder."""
+    return path.is_file() or (path / SHARDED_METADATA).is_file()
+
+
+# Lightning's FSDP writes a sharded checkpoint as a folder of shards plus this file with everything else
+# (hyper-parameters, our "bigmodel" config, loop state).
+SHARDED_METADATA = "meta.pt"
+
+
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
-    """``torch.load`` with ``weights_only=True``: our checkpoints hold only tensors and plain data."""
+    """``torch.load`` with ``weights_only=True``: our checkpoints hold only tensors and plain data.
+    For a sharded checkpoint folder, the non-tensor part (``meta.pt``) without the weight shards."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / SHARDED_METADATA
     return torch.load(path, map_location="cpu", weights_only=True)
 
 

@@ -1,0 +1,148 @@
+"""``make bench`` / ``python -m benchmarks.run``: all benchmarks of issue 7, a rich table, and
+``logs/bench/bench_<timestamp>.json``. Sizes are chosen to finish in under 10 minutes on 2 shared CPU cores.
+
+Options: ``--quick`` (fewer rounds, for a smoke run), ``--only a,b,c,d,e``, ``--data-experiments digits_cnn,...``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import time
+
+import torch
+from omegaconf import OmegaConf
+from rich.console import Console
+from rich.table import Table
+
+from benchmarks import parity as par
+from benchmarks import system
+from bigmodel.utils.resolvers import CONFIG_DIR, PROJECT_ROOT
+
+
+def _net_cfg(net: str) -> dict:
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
+        cfg = compose(
+            "train", overrides=[f"net={net}", "experiment=digits_mlp"] if net == "big_mlp" else [f"net={net}"]
+        )
+    return OmegaConf.to_container(cfg.model.net, resolve=True)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--only", default="a,b,c,d,e")
+    ap.add_argument("--data-experiments", default="digits_cnn")
+    # 1 thread by default: on a shared 2-core machine, 2 OpenMP threads per op stall on each other
+    ap.add_argument("--threads", type=int, default=1, help="torch threads for (a), (c), (e)")
+    ap.add_argument(
+        "--data-dir",
+        default=os.environ.get("BIGMODEL_DATA_DIR", str(PROJECT_ROOT.parent / "shared" / "data")),
+    )
+    args = ap.parse_args()
+    only = set(args.only.split(","))
+    q = args.quick
+    torch.set_num_threads(args.threads)
+    log_dir = PROJECT_ROOT / "logs" / "bench"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    started = time.time()
+    res: dict = {
+        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPU cores, torch "
+        f"{torch.__version__}, {torch.get_num_threads()} threads",
+        "load_avg_start": os.getloadavg(),
+    }
+    if "a" in only or "e" in only:
+        res["parity"] = [
+            par.parity(
+                "big_mlp",
+                _net_cfg("big_mlp"),
+                batch=64,
+                rounds=3 if q else 5,
+                warmup=5,
+                steps=50 if q else 200,
+            ),
+            par.parity(
+                "big_mlp",
+                _net_cfg("big_mlp"),
+                batch=1024,
+                rounds=3 if q else 5,
+                warmup=3,
+                steps=10 if q else 30,
+            ),
+            par.parity(
+                "gpt_nano", _net_cfg("gpt_nano"), batch=4, rounds=2 if q else 3, warmup=2, steps=2 if q else 3
+            ),
+        ]
+    if "b" in only:
+        res["startup"] = system.startup(repeats=1 if q else 3, log_dir=log_dir)
+    if "c" in only:
+        res["dataloading"] = [system.dataloading(e, args.data_dir) for e in args.data_experiments.split(",")]
+    if "d" in only:
+        res["ddp_cpu"] = system.ddp(log_dir, epochs=2 if q else 3, threads=args.threads)
+    res["load_avg_end"] = os.getloadavg()
+    res["wall_s"] = time.time() - started
+    out = log_dir / f"bench_{dt.datetime.now().strftime('%Y-%m-%d_%H-%M-%S')}.json"
+    out.write_text(json.dumps(res, indent=2) + "\n")
+    Console(width=150).print(table(res))
+    print(f"wrote {out} ({res['wall_s']:.0f} s)")
+
+
+def table(res: dict) -> Table:
+    t = Table(title=f"make bench - {res['date']} - {res['machine']} - load {res['load_avg_start'][0]:.1f}")
+    for c in ("benchmark", "measured", "ratio", "target"):
+        t.add_column(c)
+    for p in res.get("parity", []):
+        t.add_row(
+            f"(a) parity {p['net']} batch {p['batch_size']}",
+            f"template {p['template_step_ms']:.1f} ms/step, plain loop {p['plain_step_ms']:.1f} ms/step",
+            f"{p['parity_ratio']:.3f}",
+            ">= 0.97",
+        )
+    if "startup" in res:
+        s = res["startup"]
+        t.add_row(
+            "(b) start-up",
+            f"make train -> 1st step {s['make_train_to_first_step_s']:.1f} s; "
+            f"import floor {s['import_floor_s']:.1f} s",
+            f"{s['make_train_to_first_step_s'] / s['import_floor_s']:.1f}x",
+            "",
+        )
+    for d in res.get("dataloading", []):
+        t.add_row(
+            f"(c) data {d['experiment']}",
+            f"loader {d['loader_samples_per_sec']:,.0f} samples/s, model "
+            f"{d['model_samples_per_sec']:,.0f} samples/s",
+            f"{d['ratio']:.1f}x",
+            ">= 3x",
+        )
+    if "ddp_cpu" in res:
+        d = res["ddp_cpu"]
+        t.add_row(
+            "(d) DDP CPU 2 vs 1 process",
+            f"{d['ddp_2_processes_samples_per_sec']:,.0f} vs "
+            f"{d['one_process_samples_per_sec']:,.0f} samples/s ({d['one_process_threads']} thread)",
+            f"{d['ratio']:.2f}",
+            "",
+        )
+    for p in res.get("parity", []):
+        if p["net"] == "gpt_nano":
+            t.add_row(
+                "(e) CPU MFU gpt_nano",
+                f"{p['train_flops_per_step'] / 1e9:.1f} GFLOP/step; peak "
+                f"{p['cpu_matmul_peak_flops'] / 1e9:.0f} GFLOP/s (1024² fp32 matmul)",
+                f"{p['mfu_template']:.2f} (plain {p['mfu_plain']:.2f})",
+                ">= 0.40",
+            )
+    return t
+
+
+if __name__ == "__main__":
+    main()
