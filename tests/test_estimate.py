@@ -6,11 +6,11 @@ from __future__ import annotations
 import pytest
 import torch
 from lightning.fabric.utilities.throughput import measure_flops
-from tests.conftest import run_cli
 
 from bigmodel.estimate import estimate, meta_net, param_counts
 from bigmodel.utils import estimate_math as em
 from bigmodel.utils.errors import ConfigError
+from tests.conftest import run_cli
 
 
 @pytest.mark.parametrize("net, params", [("gpt2_small", 124_439_808), ("gpt2_medium", 354_823_168)])

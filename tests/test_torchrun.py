@@ -7,9 +7,9 @@ import subprocess
 import sys
 
 import pytest
-from tests.conftest import QUIET
 
 from bigmodel.utils.resolvers import PROJECT_ROOT
+from tests.conftest import QUIET
 
 
 @pytest.mark.slow  # ~30 s: two processes with gloo

@@ -22,8 +22,8 @@ from bigmodel.callbacks.media_vision import ImagePredictions
 from bigmodel.models.classification import ClassificationModule
 from bigmodel.utils.errors import ConfigError
 from bigmodel.utils.wandb_logger import WandbLogger
-from helpers.tb_events import tb_tags
-from helpers.wandb_offline import find_runs
+from tests.helpers.tb_events import tb_tags
+from tests.helpers.wandb_offline import find_runs
 
 OPT = {"_target_": "torch.optim.SGD", "_partial_": True, "lr": 0.01}
 RATE = 4000

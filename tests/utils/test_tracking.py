@@ -13,9 +13,9 @@ import torch
 import yaml
 
 from bigmodel.utils.resolvers import PROJECT_ROOT
-from conftest import QUIET, SHARED_DATA
-from helpers.tb_events import tb_tags
-from helpers.wandb_offline import find_runs
+from tests.conftest import QUIET, SHARED_DATA
+from tests.helpers.tb_events import tb_tags
+from tests.helpers.wandb_offline import find_runs
 
 SHORT = [
     "trainer.max_epochs=2",
