@@ -12,7 +12,6 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
-from tests.data.audio_testfiles import BAD_KINDS, fsdd_folder, tone, write_bad
 
 from bigmodel.data import audio_download
 from bigmodel.data.audio import AudioFolderDataModule, SpeechCommandsDataModule, SpokenDigitsDataModule
@@ -20,6 +19,7 @@ from bigmodel.data.audio_io import BadAudioError, decode_audio, fit_clip, pad_co
 from bigmodel.data.folders import BadFileError
 from bigmodel.utils.errors import ConfigError
 from bigmodel.utils.resolvers import PROJECT_ROOT
+from tests.data.audio_testfiles import BAD_KINDS, fsdd_folder, tone, write_bad
 
 
 @pytest.fixture(scope="module")

@@ -10,12 +10,12 @@ import pytest
 import torch
 from hydra.errors import InstantiationException
 from omegaconf import OmegaConf
-from tests.conftest import QUIET
-from tests.data.audio_testfiles import fsdd_folder
 
 from bigmodel.eval import evaluate
 from bigmodel.train import train
 from bigmodel.utils.errors import ConfigError
+from tests.conftest import QUIET
+from tests.data.audio_testfiles import fsdd_folder
 
 AUDIO_EXPERIMENTS = [
     "spoken_digits_cnn",
