@@ -92,3 +92,11 @@ def test_features_stay_float32_under_autocast():
     with torch.autocast("cpu", dtype=torch.bfloat16):
         out = fe(torch.randn(2, 4000).bfloat16())
     assert out.dtype == torch.float32 and torch.isfinite(out).all()
+
+
+def test_builds_on_the_meta_device_and_still_checks_n_mels():
+    with torch.device("meta"):
+        fe = LogMelFrontend(16000, n_mels=64)
+        with pytest.raises(ConfigError, match="n_mels=512"):
+            LogMelFrontend(8000, n_mels=512)
+    assert fe.mel.mel_scale.fb.device.type == "cpu"  # fixed filterbank buffers, built on the CPU

@@ -34,10 +34,12 @@ def _samples(ms: float | None, samples: int | None, sample_rate_hz: int, key: st
 
 def empty_mel_filters(n_fft: int, n_mels: int, sample_rate_hz: int, f_min_hz: float, f_max_hz: float) -> int:
     """How many of the ``n_mels`` triangular mel filters cover no FFT bin (all-zero rows)."""
-    with warnings.catch_warnings():  # torchaudio warns about exactly this; we raise a clearer error instead
-        warnings.simplefilter("ignore", UserWarning)
+    # on the CPU even inside a `torch.device("meta")` context (meta-device model construction), where
+    # the count could not be read
+    with warnings.catch_warnings(), torch.device("cpu"):
+        warnings.simplefilter("ignore", UserWarning)  # torchaudio warns about exactly this; we raise instead
         fb = AF.melscale_fbanks(n_fft // 2 + 1, f_min_hz, f_max_hz, n_mels, sample_rate_hz)
-    return int((fb.max(dim=0).values <= 0).sum())
+        return int((fb.max(dim=0).values <= 0).sum())
 
 
 class LogMelFrontend(nn.Module):
@@ -121,16 +123,19 @@ class LogMelFrontend(nn.Module):
                 f"filters would be empty. Use n_mels <= {max(ok, 1)}, or a longer window (win_ms / n_fft)."
             )
         self.n_mels = n_mels
-        self.mel = MelSpectrogram(
-            sample_rate=self.sample_rate_hz,
-            n_fft=self.n_fft,
-            win_length=self.win_length,
-            hop_length=self.hop_length,
-            f_min=f_min_hz,
-            f_max=f_max_hz,
-            n_mels=n_mels,
-            power=2.0,
-        )
+        # Built on the CPU even inside a `torch.device("meta")` context: torchaudio reads the filterbank
+        # while building it, and these fixed buffers (no parameters) are tiny.
+        with torch.device("cpu"):
+            self.mel = MelSpectrogram(
+                sample_rate=self.sample_rate_hz,
+                n_fft=self.n_fft,
+                win_length=self.win_length,
+                hop_length=self.hop_length,
+                f_min=f_min_hz,
+                f_max=f_max_hz,
+                n_mels=n_mels,
+                power=2.0,
+            )
         # 4-D input ((B, 1, F, T)) makes top_db relative to each clip's own peak, not the batch's.
         self.to_db = AmplitudeToDB(stype="power", top_db=top_db)
         self.normalize = normalize
