@@ -39,6 +39,9 @@ train: $(STAMP) ## train (default experiment: digits_cnn); any Hydra override pa
 eval: $(STAMP) ## evaluate a checkpoint: make eval ckpt_path=logs/.../checkpoints/epoch_009.ckpt
 	@$(OVERRIDES); $(PY) -m bigmodel.eval $(ARGS) "$$@"
 
+generate: $(STAMP) ## sample text from a language model: make generate ckpt_path=last experiment_name=shakespeare_char_gpt prompt="ROMEO:"
+	@$(OVERRIDES); $(PY) -m bigmodel.generate $(ARGS) "$$@"
+
 test: $(STAMP) ## fast test suite (no `slow` tests)
 	$(PY) -m pytest $(ARGS)
 
