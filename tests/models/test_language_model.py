@@ -59,6 +59,8 @@ def test_train_eval_generate_round_trip(make_cfg, tmp_path):
     assert abs(float(metrics["val/ppl"]) - torch.tensor(float(metrics["val/loss"])).exp().item()) < 1e-3
     saved = json.loads((Path(cfg.paths.output_dir) / "metrics.json").read_text())
     assert saved["best_ckpt_path"] and saved["global_step"] == 4
+    run_tok = Path(cfg.paths.output_dir) / "tokenizer.json"
+    assert json.loads(run_tok.read_text())["chars"] == "".join(sorted(set(CORPUS)))
 
     ckpt = torch.load(saved["last_ckpt_path"], weights_only=True)  # plain data only
     assert ckpt["hyper_parameters"]["net"]["vocab_size"] == len(set(CORPUS))  # filled from the data

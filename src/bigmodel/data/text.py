@@ -28,7 +28,14 @@ from torch.utils.data import DataLoader, Dataset, RandomSampler
 from bigmodel.data.base import BaseDataModule
 from bigmodel.data.download import fetch, sha256_file
 from bigmodel.data.folders import BadFileError, BadFileHandler
-from bigmodel.data.tokenizers import Tokenizer, build_tokenizer, iter_chunks, save_tokenizer, tokenizer_digest
+from bigmodel.data.tokenizers import (
+    Tokenizer,
+    build_tokenizer,
+    iter_chunks,
+    save_in_run_dir,
+    save_tokenizer,
+    tokenizer_digest,
+)
 from bigmodel.data.tokenizers import tokenizer_from_dict as _from_dict
 from bigmodel.utils.errors import ConfigError
 
@@ -198,6 +205,7 @@ class LMDataModule(BaseDataModule):
         self._cache = self._cache_dir(files)
         self._use_tokenizer(self._get_tokenizer(files, self._cache), files)
         self.bad_files.summary()
+        save_in_run_dir(self.tokenizer, self.trainer)
 
     def _use_tokenizer(self, tok: Tokenizer, files: list[Path]) -> None:
         tokens = self._encode(files, self._cache, tok)

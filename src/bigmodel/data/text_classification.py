@@ -31,7 +31,13 @@ from torch.utils.data import DataLoader
 from bigmodel.data.base import BaseDataModule
 from bigmodel.data.download import fetch
 from bigmodel.data.splits import stratified_split
-from bigmodel.data.tokenizers import Tokenizer, build_tokenizer, save_tokenizer, tokenizer_from_dict
+from bigmodel.data.tokenizers import (
+    Tokenizer,
+    build_tokenizer,
+    save_in_run_dir,
+    save_tokenizer,
+    tokenizer_from_dict,
+)
 from bigmodel.utils.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -213,6 +219,7 @@ class TextClassificationDataModule(BaseDataModule):
             splits["train"] = TextDataset([tr.texts[i] for i in keep], [tr.labels[i] for i in keep])
         self.data_train, self.data_val, self.data_test = splits["train"], splits["val"], splits["test"]
         self._set_tokenizer(self._build_tokenizer(self.data_train.texts))
+        save_in_run_dir(self.tokenizer, self.trainer)
         self.check_batch_size()
         log.info(
             "%s: %d train / %d val / %d test texts, %d classes, vocab %d", type(self).__name__,

@@ -194,6 +194,14 @@ def save_tokenizer(tok: Tokenizer, path: str | Path) -> None:
     Path(path).write_text(json.dumps(tok.to_dict()), encoding="utf-8")
 
 
+def save_in_run_dir(tok: Tokenizer, trainer: Any) -> None:
+    """Write ``<run dir>/tokenizer.json`` (rank 0) so a run folder alone can decode its model's output;
+    ``data.tokenizer.path=<run dir>/tokenizer.json`` reuses it."""
+    if trainer is not None and trainer.is_global_zero and trainer.default_root_dir:
+        Path(trainer.default_root_dir).mkdir(parents=True, exist_ok=True)
+        save_tokenizer(tok, Path(trainer.default_root_dir) / "tokenizer.json")
+
+
 def tokenizer_digest(tok: Tokenizer) -> str:
     """A short stable hash of the tokenizer, used to key token caches."""
     return hashlib.sha256(json.dumps(tok.to_dict(), sort_keys=True).encode()).hexdigest()[:16]
