@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from bigmodel.data.text_classification import SST2DataModule, TextClassificationDataModule, read_table
+from bigmodel.data.text_classification import SST2DataModule, TextClassificationDataModule
+from bigmodel.data.text_io import read_table
 from bigmodel.utils.errors import ConfigError
 
 ROWS = [

@@ -27,7 +27,8 @@ from torch.utils.data import DataLoader, Dataset, RandomSampler
 
 from bigmodel.data.base import BaseDataModule
 from bigmodel.data.download import fetch, sha256_file
-from bigmodel.data.folders import BadFileError, BadFileHandler
+from bigmodel.data.folders import BadFileHandler
+from bigmodel.data.text_io import decode_utf8
 from bigmodel.data.tokenizers import (
     Tokenizer,
     build_tokenizer,
@@ -40,31 +41,6 @@ from bigmodel.data.tokenizers import tokenizer_from_dict as _from_dict
 from bigmodel.utils.errors import ConfigError
 
 log = logging.getLogger(__name__)
-
-
-def decode_utf8(data: bytes, path: str | Path, policy: str = "warn", warn: bool = True) -> str:
-    """Decode ``data`` as UTF-8. Invalid bytes are replaced by U+FFFD with a warning naming ``path`` and
-    the byte offset(s), or, with ``policy="error"``, raise :class:`BadFileError` naming them."""
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as first:
-        offsets, pos = [], 0
-        while len(offsets) < 5:  # a few offsets are enough to find the problem
-            try:
-                data[pos:].decode("utf-8")
-                break
-            except UnicodeDecodeError as e:
-                offsets.append(pos + e.start)
-                pos += e.end
-        where = f"byte offset {first.start}" + (f" (first of several: {offsets})" if len(offsets) > 1 else "")
-        if policy == "error":
-            raise BadFileError(
-                f"{path} is not valid UTF-8 at {where}. Re-encode the file as UTF-8, or set "
-                "data.on_bad_file=warn to replace invalid bytes with U+FFFD."
-            ) from None
-        if warn:
-            log.warning("%s is not valid UTF-8 at %s; invalid bytes replaced with U+FFFD.", path, where)
-        return data.decode("utf-8", errors="replace")
 
 
 class TokenWindows(Dataset):

@@ -14,7 +14,6 @@ Batches are ``(x, y)``: ``x`` ``(B, T)`` int64 token ids, right-padded with the 
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import json
 import logging
@@ -31,6 +30,7 @@ from torch.utils.data import DataLoader
 from bigmodel.data.base import BaseDataModule
 from bigmodel.data.download import fetch
 from bigmodel.data.splits import stratified_split
+from bigmodel.data.text_io import read_table
 from bigmodel.data.tokenizers import (
     Tokenizer,
     build_tokenizer,
@@ -41,62 +41,6 @@ from bigmodel.data.tokenizers import (
 from bigmodel.utils.errors import ConfigError
 
 log = logging.getLogger(__name__)
-
-
-def read_table(
-    path: str | Path,
-    text_column: str | int,
-    label_column: str | int,
-    delimiter: str = "\t",
-    header: bool = True,
-) -> tuple[list[str], list[str]]:
-    """Texts and label strings of a TSV/CSV file (quoting off, texts stripped).
-
-    Raises:
-        ConfigError: a missing file or column, or a row with a missing/empty label or text (naming the line).
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"Table {path} not found; check paths.data_dir and the data config's file names.")
-    texts, labels = [], []
-    with open(path, encoding="utf-8", newline="") as f:
-        rows = csv.reader(f, delimiter=delimiter, quoting=csv.QUOTE_NONE)
-        cols: dict[str | int, int] = {}
-        first = 1
-        if header:
-            names = next(rows, [])
-            first = 2
-            for c in (text_column, label_column):
-                if isinstance(c, int):
-                    cols[c] = c
-                elif c in names:
-                    cols[c] = names.index(c)
-                else:
-                    raise ConfigError(
-                        f"{path} has no column {c!r} (header: {names}); fix data.text_column/label_column."
-                    )
-        else:
-            for c in (text_column, label_column):
-                if not isinstance(c, int):
-                    raise ConfigError(
-                        f"{path}: with data.header=false, columns are 0-based indices, not {c!r}."
-                    )
-                cols[c] = c
-        ti, li = cols[text_column], cols[label_column]
-        for lineno, row in enumerate(rows, start=first):
-            if not row or all(not v.strip() for v in row):
-                continue  # blank line
-            label = row[li].strip() if li < len(row) else ""
-            text = row[ti].strip() if ti < len(row) else ""
-            if not label or not text:
-                missing = "label" if not label else "text"
-                raise ConfigError(
-                    f"{path}:{lineno}: row has no {missing} (column {label_column if not label else text_column!r}): "
-                    f"{delimiter.join(row)[:80]!r}. Fix or delete that line."
-                )
-            texts.append(text)
-            labels.append(label)
-    return texts, labels
 
 
 class TextDataset(torch.utils.data.Dataset):
