@@ -45,6 +45,9 @@ estimate: $(STAMP) ## compute/memory/time estimate: make estimate net=gpt2_mediu
 bench: $(STAMP) ## benchmarks (parity, start-up, data loading, DDP, MFU): table + logs/bench/*.json, <= 10 min
 	$(PY) -m benchmarks.run $(ARGS)
 
+generate: $(STAMP) ## sample text from a language model: make generate ckpt_path=last experiment_name=shakespeare_char_gpt prompt="ROMEO:"
+	@$(OVERRIDES); $(PY) -m bigmodel.generate $(ARGS) "$$@"
+
 test: $(STAMP) ## fast test suite (no `slow` tests)
 	$(PY) -m pytest $(ARGS)
 

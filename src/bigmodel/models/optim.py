@@ -37,3 +37,16 @@ def build_scheduler(
     total = total_steps if cfg.get("interval", "epoch") == "step" else total_epochs
     extra = {k: total for k in _TOTAL_STEP_KWARGS if k in params and k not in partial.keywords}
     return {"scheduler": partial(optimizer=optimizer, **extra), **cfg}
+
+
+def decay_param_groups(module: torch.nn.Module, weight_decay: float) -> list[dict[str, Any]]:
+    """Two AdamW parameter groups, as in GPT-2/nanoGPT: weight decay on every parameter with 2 or more
+    dimensions (Linear weights, embeddings), none on biases and normalisation weights (1-D).
+    Frozen parameters (``requires_grad=False``) are left out; tied weights appear once."""
+    params = {id(p): p for p in module.parameters() if p.requires_grad}.values()
+    decay = [p for p in params if p.dim() >= 2]
+    no_decay = [p for p in params if p.dim() < 2]
+    return [
+        {"params": decay, "weight_decay": weight_decay},
+        {"params": no_decay, "weight_decay": 0.0},
+    ]
