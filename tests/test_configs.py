@@ -70,9 +70,8 @@ def test_config_file_composes_and_instantiates(group, name, make_cfg):
         pytest.skip(f"{group}/{name} needs a GPU to instantiate")
     dm = hydra.utils.instantiate(cfg.data)
     assert dm is not None
-    # on the meta device: presets up to GPT-3 175B build without allocating their weights
-    with torch.device("meta"):
-        model = hydra.utils.instantiate(cfg.model, _recursive_=False)
+    # LanguageModelModule builds its net later, in configure_model, so GPT presets up to 175B cost nothing here
+    model = hydra.utils.instantiate(cfg.model, _recursive_=False)
     assert isinstance(model, torch.nn.Module)
     for section in ("callbacks", "logger"):
         for key, node in (cfg.get(section) or {}).items():

@@ -15,20 +15,20 @@ from tests.conftest import run_cli
 
 @pytest.mark.parametrize("net, params", [("gpt2_small", 124_439_808), ("gpt2_medium", 354_823_168)])
 def test_exact_parameter_counts(make_cfg, net, params):
-    e = estimate(make_cfg([f"net={net}"], config_name="estimate"))
+    e = estimate(make_cfg([f"model={net}"], config_name="estimate"))
     assert e["params"] == params
     assert e["matmul_params"] == params - 1024 * e["n_embd"]  # minus the position table
 
 
 def test_gpt3_175b_training_flops_match_published(make_cfg):
     """Brown et al. 2020 (table D.1): 3.14e23 FLOPs for GPT-3 175B on 300B tokens."""
-    e = estimate(make_cfg(["net=gpt3_175b", "estimate.tokens=300e9"], config_name="estimate"))
+    e = estimate(make_cfg(["model=gpt3_175b", "estimate.tokens=300e9"], config_name="estimate"))
     assert e["params"] == pytest.approx(175e9, rel=0.01)
     assert e["total_flops"] == pytest.approx(3.14e23, rel=0.05)
 
 
 def test_flops_per_token_matches_torch_flop_counter(make_cfg):
-    cfg = make_cfg(["net=gpt_nano"], config_name="estimate")
+    cfg = make_cfg(["model=gpt_nano", "model.net.vocab_size=65", "model.net.block_size=256"], config_name="estimate")
     e = estimate(cfg)
     net = meta_net(cfg.model.net)
     B, T = 2, e["block_size"]
@@ -45,7 +45,7 @@ def _bytes(tensors) -> int:
 @pytest.mark.parametrize("precision, dtype", [("32-true", torch.float32), ("bf16-true", torch.bfloat16)])
 def test_state_bytes_equal_measured_adamw_on_cpu(make_cfg, precision, dtype):
     cfg = make_cfg(
-        ["net=gpt_nano", "model.net.n_layer=2", "model.net.n_embd=64", f"trainer.precision={precision}"],
+        ["model=gpt_nano", "model.net.vocab_size=65", "model.net.block_size=256", "model.net.n_layer=2", "model.net.n_embd=64", f"trainer.precision={precision}"],
         config_name="estimate",
     )
     e = estimate(cfg)
@@ -75,10 +75,10 @@ def test_sharding_and_offload():
 
 
 def test_activation_checkpointing_shrinks_activations(make_cfg):
-    base = estimate(make_cfg(["net=gpt2_small", "trainer=fsdp"], config_name="estimate"))
+    base = estimate(make_cfg(["model=gpt2_small", "trainer=fsdp"], config_name="estimate"))
     ckpt = estimate(
         make_cfg(
-            ["net=gpt2_small", "trainer=fsdp", "trainer.strategy.activation_checkpointing=true"],
+            ["model=gpt2_small", "trainer=fsdp", "trainer.strategy.activation_checkpointing=true"],
             config_name="estimate",
         )
     )
@@ -93,25 +93,25 @@ def test_meta_build_of_1b3_allocates_nothing():
     from bigmodel.utils.resolvers import CONFIG_DIR
 
     with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
-        cfg = compose("estimate", overrides=["net=gpt_1b3"])
+        cfg = compose("estimate", overrides=["model=gpt_1b3", "model.net.vocab_size=50257"])
     net = meta_net(cfg.model.net)
     assert all(p.is_meta for p in net.parameters())
     assert 1.2e9 < param_counts(net)["params"] < 1.5e9
 
 
 def test_bad_inputs_are_config_errors(make_cfg):
-    with pytest.raises(ConfigError, match="net="):
+    with pytest.raises(ConfigError, match="model="):
         estimate(make_cfg([], config_name="estimate"))
     with pytest.raises(ConfigError, match="Unknown GPU"):
-        estimate(make_cfg(["net=gpt_nano", "estimate.gpu=V99"], config_name="estimate"))
+        estimate(make_cfg(["model=gpt_nano", "model.net.vocab_size=65", "model.net.block_size=256", "estimate.gpu=V99"], config_name="estimate"))
     with pytest.raises(ConfigError, match="mfu"):
-        estimate(make_cfg(["net=gpt_nano", "estimate.mfu=40"], config_name="estimate"))
+        estimate(make_cfg(["model=gpt_nano", "model.net.vocab_size=65", "model.net.block_size=256", "estimate.mfu=40"], config_name="estimate"))
 
 
 def test_cli_prints_table(tmp_path):
     r = run_cli(
         "bigmodel.estimate",
-        "net=gpt2_small",
+        "model=gpt2_small",
         "trainer=fsdp",
         "trainer.devices=8",
         "precision=bf16-mixed",
@@ -124,7 +124,7 @@ def test_cli_prints_table(tmp_path):
 
 def test_null_vocab_and_block_size_come_from_estimate_keys(make_cfg):
     """LM presets leave vocab_size/block_size to the data; the estimate takes them from its own keys."""
-    over = ["net=gpt2_small", "model.net.vocab_size=null", "model.net.block_size=null"]
+    over = ["model=gpt2_small", "model.net.vocab_size=null", "model.net.block_size=null"]
     with pytest.raises(ConfigError, match="estimate.seq_len"):
         estimate(make_cfg(over, config_name="estimate"))
     e = estimate(make_cfg([*over, "estimate.seq_len=1024"], config_name="estimate"))

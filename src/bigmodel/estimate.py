@@ -1,5 +1,5 @@
 """Estimate compute, memory and time of a training run before running it:
-``python -m bigmodel.estimate net=gpt2_medium trainer=fsdp trainer.devices=8 precision=bf16-mixed``
+``python -m bigmodel.estimate model=gpt2_medium trainer=fsdp trainer.devices=8 precision=bf16-mixed``
 (also ``bigmodel-estimate``, ``make estimate``). It composes the same config groups as ``bigmodel.train``,
 builds ``cfg.model.net`` on the meta device (exact parameter count, no memory) and prints a table; the
 figures also go to ``<output_dir>/estimate.json``. Formulas and sources: :mod:`bigmodel.utils.estimate_math`.
@@ -64,7 +64,7 @@ def estimate(cfg: DictConfig) -> dict[str, Any]:
         ConfigError: no ``model.net`` config, an unknown GPU, an MFU outside (0, 1], or a bad precision.
     """
     if "net" not in cfg.model or not cfg.model.net:
-        raise ConfigError("bigmodel.estimate needs a net: pass net=NAME (e.g. net=gpt2_small) or model=NAME.")
+        raise ConfigError("bigmodel.estimate needs a net: pass model=NAME (e.g. model=gpt2_small) or experiment=NAME.")
     net_cfg = OmegaConf.to_container(cfg.model.net, resolve=True)
     est = cfg.estimate
     # LM presets may leave these to the DataModule (filled in configure_model); the estimate needs numbers

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 import torch
-from tests.conftest import QUIET, run_cli
 
 from bigmodel.eval import evaluate
 from bigmodel.generate import generate, load_language_model
@@ -15,6 +14,7 @@ from bigmodel.models.optim import decay_param_groups
 from bigmodel.nets.gpt import GPT
 from bigmodel.train import train
 from bigmodel.utils.errors import ConfigError
+from tests.conftest import QUIET, run_cli
 
 CORPUS = "".join(f"ROMEO:\nLine {i} of a play, my lord.\n\n" for i in range(300))
 

@@ -8,12 +8,12 @@ from pathlib import Path
 import hydra
 import pytest
 import torch
-from tests.conftest import QUIET
 
 from bigmodel.eval import evaluate
 from bigmodel.models.classification import ClassificationModule
 from bigmodel.models.language_model import LanguageModelModule
 from bigmodel.train import train
+from tests.conftest import QUIET
 
 EXPERIMENTS = {
     "shakespeare_char_gpt": LanguageModelModule,
