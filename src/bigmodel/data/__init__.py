@@ -1,0 +1,1 @@
+"""LightningDataModules, one module per modality, plus shared split / folder-scan / bad-file helpers."""

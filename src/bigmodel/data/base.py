@@ -1,0 +1,92 @@
+"""The base LightningDataModule: loader settings and checks shared by every task."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from lightning import LightningDataModule
+from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
+from torch.utils.data import DataLoader, Dataset
+
+from bigmodel.utils.errors import ConfigError
+
+
+class BaseDataModule(LightningDataModule):
+    """Owns the DataLoader settings; subclasses fill ``self.data_train``, ``self.data_val`` and
+    ``self.data_test`` in ``setup``.
+
+    Args:
+        batch_size: micro batch size, samples per device per step.
+        num_workers: DataLoader worker processes (0 loads in the main process).
+        pin_memory: page-locked host memory, useful only with a GPU.
+        persistent_workers: keep workers alive between epochs (needs ``num_workers > 0``).
+        drop_last: drop the last incomplete training batch.
+        seed: seed of the deterministic split.
+
+    Raises:
+        ConfigError: in ``setup`` when ``drop_last`` would leave zero training batches.
+    """
+
+    def __init__(
+        self,
+        batch_size: int = 64,
+        num_workers: int = 0,
+        pin_memory: bool = False,
+        persistent_workers: bool = False,
+        drop_last: bool = False,
+        seed: int = 42,
+    ) -> None:
+        super().__init__()
+        if batch_size < 1:
+            raise ConfigError(f"data.batch_size={batch_size} must be >= 1.")
+        self.batch_size = batch_size
+        self.num_workers = num_workers
+        self.pin_memory = pin_memory
+        self.persistent_workers = persistent_workers and num_workers > 0
+        self.drop_last = drop_last
+        self.seed = seed
+        self.data_train: Dataset | None = None
+        self.data_val: Dataset | None = None
+        self.data_test: Dataset | None = None
+
+    def check_batch_size(self) -> None:
+        """Raise a clear error instead of training on zero batches."""
+        n = len(self.data_train)  # type: ignore[arg-type]
+        if self.drop_last and n < self.batch_size:
+            raise ConfigError(
+                f"data.batch_size={self.batch_size} is larger than the training split ({n} samples) and "
+                "data.drop_last=true, so an epoch would have zero batches. Lower data.batch_size "
+                f"to at most {n}, or set data.drop_last=false."
+            )
+
+    def _loader(self, dataset: Dataset | None, train: bool, **kwargs: Any) -> DataLoader:
+        if dataset is None:
+            raise RuntimeError(f"{type(self).__name__}.setup() has not created this split.")
+        sampler = None
+        if not train and self.trainer is not None and self.trainer.world_size > 1:
+            # Lightning's default DistributedSampler pads eval sets with repeated samples, which
+            # would make a DDP test score differ from a single-process one; this one never repeats.
+            sampler = UnrepeatedDistributedSampler(
+                dataset, num_replicas=self.trainer.world_size, rank=self.trainer.global_rank, shuffle=False
+            )
+        return DataLoader(
+            dataset,
+            batch_size=self.batch_size,
+            shuffle=train and sampler is None,
+            sampler=sampler,
+            drop_last=self.drop_last and train,
+            num_workers=self.num_workers,
+            pin_memory=self.pin_memory and torch.cuda.is_available(),
+            persistent_workers=self.persistent_workers,
+            **kwargs,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader(self.data_train, train=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader(self.data_val, train=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader(self.data_test, train=False)
