@@ -39,7 +39,9 @@ def compose_cfg(tmp_path: Path, overrides: Sequence[str] = (), config_name: str 
     ``tmp_path`` (log_dir, output_dir, cache_dir) and the data at ../shared/data."""
     GlobalHydra.instance().clear()
     with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
-        cfg = compose(config_name, overrides=[f"paths.data_dir={SHARED_DATA}", *overrides], return_hydra_config=True)
+        cfg = compose(
+            config_name, overrides=[f"paths.data_dir={SHARED_DATA}", *overrides], return_hydra_config=True
+        )
     out = tmp_path / "run"
     out.mkdir(parents=True, exist_ok=True)
     with open_dict(cfg):
@@ -62,11 +64,16 @@ def make_cfg(tmp_path):
     GlobalHydra.instance().clear()
 
 
-def run_cli(module: str, *overrides: str, cwd: Path | None = None, timeout: float = 300,
-            env: dict | None = None) -> subprocess.CompletedProcess:
+def run_cli(
+    module: str, *overrides: str, cwd: Path | None = None, timeout: float = 300, env: dict | None = None
+) -> subprocess.CompletedProcess:
     """Run ``python -m <module> <overrides>`` in a subprocess (the real entry point) and return it."""
     full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
     return subprocess.run(
         [sys.executable, "-m", module, *overrides],
-        cwd=cwd or PROJECT_ROOT, capture_output=True, text=True, timeout=timeout, env=full_env,
+        cwd=cwd or PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=full_env,
     )

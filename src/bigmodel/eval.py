@@ -34,7 +34,9 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     ckpt_path = resolve_ckpt_path(cfg.ckpt_path, cfg.paths.log_dir, cfg.get("experiment") or "")
     checkpoint = load_checkpoint(ckpt_path)
     if "bigmodel" not in checkpoint:
-        raise ConfigError(f"{ckpt_path} was not written by bigmodel.train: it has no 'bigmodel' config entry.")
+        raise ConfigError(
+            f"{ckpt_path} was not written by bigmodel.train: it has no 'bigmodel' config entry."
+        )
     run_cfg = checkpoint["bigmodel"]["config"]
     with open_dict(cfg):
         cfg.data = OmegaConf.merge(run_cfg["data"], cfg.get("data") or {})
@@ -53,8 +55,9 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     trainer.test(model=model, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
 
     metrics: dict[str, Any] = dict(trainer.callback_metrics)
-    metrics.update(ckpt_path=ckpt_path, experiment=cfg.experiment, seed=cfg.seed,
-                   wall_s=round(time.time() - started, 3))
+    metrics.update(
+        ckpt_path=ckpt_path, experiment=cfg.experiment, seed=cfg.seed, wall_s=round(time.time() - started, 3)
+    )
     write_metrics(output_dir / "metrics.json", metrics)
     log.info("Run outputs: %s", output_dir)
     return metrics

@@ -77,7 +77,9 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         trainer.test(model=model, datamodule=datamodule, ckpt_path=test_ckpt, weights_only=True)
         metrics.update(trainer.callback_metrics)
 
-    last = Path(trainer.checkpoint_callback.dirpath or "", "last.ckpt") if trainer.checkpoint_callback else None
+    last = (
+        Path(trainer.checkpoint_callback.dirpath or "", "last.ckpt") if trainer.checkpoint_callback else None
+    )
     metrics.update(
         best_ckpt_path=best or None,
         last_ckpt_path=str(last) if last and last.is_file() else None,

@@ -123,7 +123,10 @@ class ClassificationModule(LightningModule):
     def configure_optimizers(self) -> dict[str, Any]:
         optimizer = build_optimizer(self.hparams.optimizer, self.parameters())
         scheduler = build_scheduler(
-            self.hparams.scheduler, optimizer, int(self.trainer.estimated_stepping_batches), self.trainer.max_epochs
+            self.hparams.scheduler,
+            optimizer,
+            int(self.trainer.estimated_stepping_batches),
+            self.trainer.max_epochs,
         )
         return {"optimizer": optimizer, "lr_scheduler": scheduler} if scheduler else {"optimizer": optimizer}
 

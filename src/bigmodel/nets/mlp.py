@@ -21,7 +21,11 @@ class BigMLP(nn.Module):
     """
 
     def __init__(
-        self, in_features: int, num_classes: int, hidden_sizes: Sequence[int] = (256, 256), dropout: float = 0.0
+        self,
+        in_features: int,
+        num_classes: int,
+        hidden_sizes: Sequence[int] = (256, 256),
+        dropout: float = 0.0,
     ) -> None:
         super().__init__()
         layers: list[nn.Module] = [nn.Flatten()]

@@ -55,5 +55,8 @@ def instantiate_group(cfg: DictConfig | None, what: str) -> list[Any]:
 
 def subset(cfg: DictConfig, keys: Sequence[str]) -> dict[str, Any]:
     """The given top-level keys of ``cfg`` as an unresolved plain dict."""
-    return {k: OmegaConf.to_container(cfg[k], resolve=False) if isinstance(cfg[k], DictConfig) else cfg[k]
-            for k in keys if k in cfg}
+    return {
+        k: OmegaConf.to_container(cfg[k], resolve=False) if isinstance(cfg[k], DictConfig) else cfg[k]
+        for k in keys
+        if k in cfg
+    }
