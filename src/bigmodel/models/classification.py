@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import hydra
@@ -37,9 +38,11 @@ class ClassificationModule(LightningModule):
         frontend: optional Hydra config of an ``nn.Module`` applied to ``x`` on the device before the
             net (train and eval; it sees ``self.training`` for train-only augmentation).
         label_smoothing: cross-entropy label smoothing in [0, 1).
+        per_class_acc: also log the test accuracy of each class, ``test/acc_<class name>``.
 
     Logs ``train/loss``, ``train/acc``, ``val/loss``, ``val/acc``, ``val/f1``, ``val/acc_best``,
-    ``test/loss``, ``test/acc``, ``test/f1`` (accuracy is micro, F1 is macro over classes).
+    ``test/loss``, ``test/acc``, ``test/f1`` (accuracy is micro, F1 is macro over classes), and with
+    ``per_class_acc`` one ``test/acc_<class>`` per class (name sanitised to ``[A-Za-z0-9_.-]``).
     """
 
     def __init__(
@@ -50,6 +53,7 @@ class ClassificationModule(LightningModule):
         scheduler: dict[str, Any] | None = None,
         frontend: dict[str, Any] | None = None,
         label_smoothing: float = 0.0,
+        per_class_acc: bool = True,
     ) -> None:
         super().__init__()
         self.save_hyperparameters(
@@ -60,6 +64,7 @@ class ClassificationModule(LightningModule):
                 "scheduler": to_plain(scheduler),
                 "frontend": to_plain(frontend),
                 "label_smoothing": label_smoothing,
+                "per_class_acc": per_class_acc,
             }
         )
         self.net = hydra.utils.instantiate(self.hparams.net)
@@ -71,6 +76,7 @@ class ClassificationModule(LightningModule):
             setattr(self, f"{stage}_acc", MulticlassAccuracy(num_classes, average="micro"))
             setattr(self, f"{stage}_f1", MulticlassF1Score(num_classes, average="macro"))
         self.val_acc_best = MaxMetric()
+        self.test_acc_per_class = MulticlassAccuracy(num_classes, average=None) if per_class_acc else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Logits ``(B, num_classes)`` for inputs ``x``."""
@@ -103,6 +109,8 @@ class ClassificationModule(LightningModule):
             f1(preds, y)
             self.log(f"{stage}/loss", mean_loss, on_step=False, on_epoch=True, prog_bar=True)
             self.log(f"{stage}/f1", f1, on_step=False, on_epoch=True)
+            if stage == "test" and self.test_acc_per_class is not None:
+                self.test_acc_per_class.update(preds, y)
         return {"loss": loss, "preds": preds.detach(), "target": y, "logits": logits.detach()}
 
     def training_step(self, batch: Any, batch_idx: int) -> dict[str, torch.Tensor]:
@@ -119,6 +127,15 @@ class ClassificationModule(LightningModule):
 
     def test_step(self, batch: Any, batch_idx: int) -> dict[str, torch.Tensor]:
         return self._step(batch, "test")
+
+    def on_test_epoch_end(self) -> None:
+        if self.test_acc_per_class is None:
+            return
+        per_class = self.test_acc_per_class.compute()
+        self.test_acc_per_class.reset()
+        names = self.class_names or [str(i) for i in range(len(per_class))]
+        for name, acc in zip(names, per_class, strict=False):
+            self.log(f"test/acc_{re.sub(r'[^A-Za-z0-9_.-]+', '_', str(name))}", acc)
 
     def configure_optimizers(self) -> dict[str, Any]:
         optimizer = build_optimizer(self.hparams.optimizer, self.parameters())
