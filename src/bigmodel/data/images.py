@@ -33,7 +33,7 @@ def load_image(path: str | Path, mode: str, size: int) -> torch.Tensor:
         im = im.convert(mode)
         if im.size != (size, size):
             im = ImageOps.fit(im, (size, size), method=Image.Resampling.BILINEAR)
-        arr = np.asarray(im, dtype=np.uint8)
+        arr = np.array(im, dtype=np.uint8)  # a writable copy
     arr = arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1)
     return torch.from_numpy(np.ascontiguousarray(arr))
 
