@@ -43,7 +43,7 @@ test: $(STAMP) ## fast test suite (no `slow` tests)
 	$(PY) -m pytest $(ARGS)
 
 test-full: $(STAMP) ## full test suite, `slow` tests included
-	$(PY) -m pytest -m "not gpu or gpu" $(ARGS)
+	$(PY) -m pytest -m "slow or not slow" $(ARGS)
 
 lint: $(STAMP) ## ruff check + format check
 	$(PY) -m ruff check src tests

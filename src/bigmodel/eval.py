@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -44,14 +45,15 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         cfg.seed = run_cfg.get("seed", cfg.get("seed"))
         cfg.experiment = run_cfg.get("task_name")
     output_dir = Path(cfg.paths.output_dir)
-    if cfg.extras.get("print_config"):
-        print_config_tree(cfg, save_dir=output_dir)
+    print_config_tree(cfg, save_dir=output_dir, show=cfg.extras.get("print_config", True))
     L.seed_everything(cfg.seed, workers=True)
 
     datamodule: L.LightningDataModule = hydra.utils.instantiate(cfg.data)
     model: L.LightningModule = hydra.utils.instantiate(cfg.model, _recursive_=False)
     loggers = instantiate_group(cfg.get("logger"), "logger")
     trainer: L.Trainer = hydra.utils.instantiate(cfg.trainer, logger=loggers or False)
+    # Training-only callbacks (checkpointing, early stopping) are deliberately absent here.
+    warnings.filterwarnings("ignore", message="Be aware that when using `ckpt_path`")
     trainer.test(model=model, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
 
     metrics: dict[str, Any] = dict(trainer.callback_metrics)

@@ -46,8 +46,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     output_dir = Path(cfg.paths.output_dir)
     if cfg.extras.get("ignore_warnings"):
         warnings.filterwarnings("ignore")
-    if cfg.extras.get("print_config") and L.fabric.utilities.rank_zero.rank_zero_only.rank == 0:
-        print_config_tree(cfg, save_dir=output_dir)
+    if L.fabric.utilities.rank_zero.rank_zero_only.rank == 0:
+        print_config_tree(cfg, save_dir=output_dir, show=cfg.extras.get("print_config", True))
     ckpt_path = resolve_ckpt_path(cfg.get("ckpt_path"), cfg.paths.log_dir, cfg.task_name)
     L.seed_everything(cfg.seed, workers=True)
 
@@ -91,8 +91,9 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         wall_s=round(time.time() - started, 3),
     )
     write_metrics(output_dir / "metrics.json", metrics)
-    log.info("Metrics: %s", {k: round(float(v), 5) for k, v in metrics.items() if "/" in k})
-    log.info("Run outputs: %s", output_dir)
+    if trainer.is_global_zero:
+        log.info("Metrics: %s", {k: round(float(v), 5) for k, v in metrics.items() if "/" in k})
+        log.info("Run outputs: %s", output_dir)
     return metrics
 
 

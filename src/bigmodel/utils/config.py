@@ -18,8 +18,10 @@ log = logging.getLogger(__name__)
 PRINT_ORDER = ("data", "model", "callbacks", "logger", "trainer", "paths", "extras")
 
 
-def print_config_tree(cfg: DictConfig, save_dir: str | Path | None = None, resolve: bool = True) -> None:
-    """Print the composed config as a rich tree (main groups first) and save it as
+def print_config_tree(
+    cfg: DictConfig, save_dir: str | Path | None = None, resolve: bool = True, show: bool = True
+) -> None:
+    """Print the composed config as a rich tree (main groups first) when ``show``, and save it as
     ``<save_dir>/config_tree.log``."""
     tree = rich.tree.Tree("CONFIG", style="dim", guide_style="dim")
     keys = [k for k in PRINT_ORDER if k in cfg] + [k for k in cfg if k not in PRINT_ORDER]
@@ -28,7 +30,8 @@ def print_config_tree(cfg: DictConfig, save_dir: str | Path | None = None, resol
         node = cfg[key]
         text = OmegaConf.to_yaml(node, resolve=resolve) if isinstance(node, DictConfig) else str(node)
         branch.add(rich.syntax.Syntax(text, "yaml"))
-    rich.print(tree)
+    if show:
+        rich.print(tree)
     if save_dir is not None:
         with open(Path(save_dir) / "config_tree.log", "w") as f:
             Console(file=f, width=120).print(tree)

@@ -1,0 +1,181 @@
+"""The train/eval entry points end to end on the real (sklearn-bundled) digits data."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from bigmodel.train import train
+from bigmodel.utils.errors import ConfigError
+from tests.conftest import QUIET, run_cli
+
+
+def _metrics(run_dir: Path) -> dict:
+    return json.loads((run_dir / "metrics.json").read_text())
+
+
+def test_train_writes_outputs_and_safe_checkpoints(make_cfg):
+    cfg = make_cfg([*QUIET, "trainer.max_epochs=2"])
+    metrics = train(cfg)
+    out = Path(cfg.paths.output_dir)
+    saved = _metrics(out)
+    for key in (
+        "train/loss",
+        "val/loss",
+        "val/acc",
+        "val/acc_best",
+        "test/acc",
+        "test/f1",
+        "best_ckpt_path",
+        "last_ckpt_path",
+        "experiment",
+        "seed",
+        "wall_s",
+    ):
+        assert key in saved, key
+    assert saved["experiment"] == "digits_cnn" and saved["seed"] == cfg.seed
+    assert saved["test/acc"] == pytest.approx(float(metrics["test/acc"]))
+    assert (out / "csv" / "metrics.csv").is_file()
+    for path in (saved["best_ckpt_path"], saved["last_ckpt_path"]):
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)  # fails on pickled classes
+        assert ckpt["class_names"] == [str(i) for i in range(10)]
+        assert ckpt["bigmodel"]["config"]["data"]["_target_"].endswith("DigitsDataModule")
+        assert ckpt["hyper_parameters"]["net"]["_target_"].endswith("SmallCNN")
+    assert not list(out.rglob("*.tmp")), "no temporary checkpoint files are left behind"
+
+
+def test_default_job_cli_trains_and_eval_reproduces(tmp_path):
+    """`python -m bigmodel.train` (what `make train` runs) on the real digits, then eval in a fresh process."""
+    logs = tmp_path / "logs"
+    res = run_cli("bigmodel.train", f"paths.log_dir={logs}", "extras.print_config=false")
+    assert res.returncode == 0, res.stderr[-3000:]
+    (run_dir,) = list((logs / "digits_cnn" / "runs").iterdir())
+    assert run_dir.name.count("_") == 2  # <date>_<time>_<unique id>
+    m = _metrics(run_dir)
+    assert m["test/acc"] >= 0.97
+    assert (run_dir / ".hydra" / "config.yaml").is_file() and (run_dir / "config_tree.log").is_file()
+
+    res = run_cli("bigmodel.eval", f"ckpt_path={m['best_ckpt_path']}", f"paths.log_dir={logs}")
+    assert res.returncode == 0, res.stderr[-3000:]
+    (eval_dir,) = list((logs / "eval" / "runs").iterdir())
+    e = _metrics(eval_dir)
+    assert abs(e["test/acc"] - m["test/acc"]) <= 1e-6
+    assert "test/acc" in res.stdout
+
+
+def test_resume_from_last_continues_at_next_epoch(make_cfg, tmp_path):
+    first = make_cfg([*QUIET, "trainer.max_epochs=2", "callbacks.early_stopping=null"])
+    train(first)
+    first_dir = Path(first.paths.output_dir)
+    before = {p: p.stat().st_mtime_ns for p in first_dir.rglob("*") if p.is_file()}
+
+    (tmp_path / "run").rename(tmp_path / "first")  # the next run gets its own directory
+    first_logs = tmp_path / "logs" / "digits_cnn" / "runs" / "first"
+    first_logs.parent.mkdir(parents=True)
+    (tmp_path / "first").rename(first_logs)
+
+    second = make_cfg([*QUIET, "trainer.max_epochs=4", "ckpt_path=last", "callbacks.early_stopping=null"])
+    metrics = train(second)
+    rows = list(csv.DictReader(open(Path(second.paths.output_dir) / "csv" / "metrics.csv")))
+    epochs = sorted({int(r["epoch"]) for r in rows if r.get("train/loss")})
+    assert epochs[0] == 2 and epochs[-1] == 3, epochs  # epochs 0-1 were done by the first run
+    assert metrics["global_step"] == 4 * 20
+    after = {p: p.stat().st_mtime_ns for p in first_logs.rglob("*") if p.is_file()}
+    assert len(after) == len(before)  # the first run's outputs were not touched
+    assert sorted(after.values()) == sorted(before.values())
+
+
+def test_missing_checkpoint_fails_fast(make_cfg):
+    cfg = make_cfg([*QUIET, "ckpt_path=/nonexistent/model.ckpt"])
+    with pytest.raises(ConfigError, match=r"Checkpoint not found: ckpt_path=/nonexistent/model.ckpt"):
+        train(cfg)
+    assert not (Path(cfg.paths.output_dir) / "checkpoints").exists()
+
+
+def test_ckpt_last_without_previous_run(make_cfg):
+    cfg = make_cfg([*QUIET, "ckpt_path=last"])
+    with pytest.raises(ConfigError, match=r"no earlier run of experiment 'digits_cnn' has a last.ckpt"):
+        train(cfg)
+
+
+@pytest.mark.parametrize("callback", ["model_checkpoint", "early_stopping"])
+def test_monitor_never_logged_fails_before_training(make_cfg, callback):
+    cfg = make_cfg([*QUIET, f"callbacks.{callback}.monitor=val/accuracy"])
+    with pytest.raises(ConfigError, match=r"monitors 'val/accuracy', which is never logged.*'val/acc'"):
+        train(cfg)
+    assert not (Path(cfg.paths.output_dir) / "checkpoints").exists()  # no epoch was trained
+
+
+def test_batch_size_larger_than_train_split(make_cfg):
+    cfg = make_cfg([*QUIET, "data.batch_size=5000", "data.drop_last=true"])
+    with pytest.raises(
+        ConfigError,
+        match=r"data.batch_size=5000 is larger than the training split \((\d+) samples\).*at most \1,",
+    ):
+        train(cfg)
+
+
+def test_unknown_override_key_names_key_and_fix(tmp_path):
+    res = run_cli("bigmodel.train", "trainer.max_epoch=1", f"paths.log_dir={tmp_path}")
+    assert res.returncode != 0
+    assert "trainer.max_epoch" in res.stderr and "+trainer.max_epoch" in res.stderr
+    assert not any(tmp_path.rglob("metrics.json"))
+
+
+def test_two_runs_started_together_get_separate_dirs(tmp_path):
+    import subprocess
+    import sys
+
+    args = [
+        sys.executable,
+        "-m",
+        "bigmodel.train",
+        f"paths.log_dir={tmp_path}",
+        "train=false",
+        "test=false",
+        "extras.print_config=false",
+    ]
+    procs = [subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE) for _ in range(2)]
+    for p in procs:
+        assert p.wait(timeout=120) == 0, p.stderr.read()[-2000:]
+    dirs = list((tmp_path / "digits_cnn" / "runs").iterdir())
+    assert len(dirs) == 2 and all((d / "metrics.json").is_file() for d in dirs)
+
+
+def test_multirun_gives_one_dir_per_job(tmp_path):
+    res = run_cli(
+        "bigmodel.train",
+        "-m",
+        "model.optimizer.lr=0.01,0.001",
+        "trainer.max_epochs=1",
+        f"paths.log_dir={tmp_path}",
+        "extras.print_config=false",
+    )
+    assert res.returncode == 0, res.stderr[-3000:]
+    (sweep,) = list((tmp_path / "digits_cnn" / "multiruns").iterdir())
+    assert sorted(p.name for p in sweep.iterdir() if p.is_dir()) == ["0", "1"]
+    lrs = {json.loads((sweep / j / "metrics.json").read_text())["experiment"] for j in ("0", "1")}
+    assert lrs == {"digits_cnn"}
+
+
+def test_ddp_cpu_two_processes_one_run_dir(tmp_path):
+    res = run_cli(
+        "bigmodel.train",
+        "trainer=ddp_cpu",
+        "trainer.max_epochs=2",
+        f"paths.log_dir={tmp_path}",
+        "extras.print_config=false",
+        timeout=600,
+    )
+    assert res.returncode == 0, res.stderr[-3000:]
+    (run_dir,) = list((tmp_path / "digits_cnn" / "runs").iterdir())
+    assert (run_dir / "train_ddp_process_1.log").is_file()  # rank 1 ran, in the same run directory
+    assert len(list(tmp_path.rglob("metrics.json"))) == 1
+    m = _metrics(run_dir)
+    assert 0.0 < m["test/acc"] <= 1.0
+    # 2 ranks x 629 samples/rank / 64 per batch = 10 steps per epoch on each rank
+    assert m["global_step"] == 2 * 10
