@@ -9,6 +9,7 @@ import hydra
 import pytest
 import torch
 
+from bigmodel.eval import evaluate
 from bigmodel.models.optim import build_optimizer, build_scheduler
 from bigmodel.train import train
 from tests.conftest import QUIET, run_cli
@@ -48,6 +49,10 @@ def test_image_folder_resnet_end_to_end_with_per_class_accuracy(make_cfg, shared
     ckpt = torch.load(saved["best_ckpt_path"], map_location="cpu", weights_only=True)
     assert ckpt["class_names"] == CIFAR_CLASSES
     assert ckpt["bigmodel"]["config"]["data"]["mean"] == [0.4914, 0.4822, 0.4465]
+    # eval rebuilds the folder split, normalisation and class names from the checkpoint alone
+    again = evaluate(make_cfg(["extras.print_config=false", f"ckpt_path={saved['best_ckpt_path']}"], "eval"))
+    assert float(again["test/acc"]) == pytest.approx(saved["test/acc"])
+    assert float(again["test/acc_truck"]) == pytest.approx(saved["test/acc_truck"])
 
 
 @pytest.mark.slow
