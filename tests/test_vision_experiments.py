@@ -22,8 +22,13 @@ CIFAR_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog",
     "overrides",
     [[f"experiment={e}"] for e in EXPERIMENTS]
     # every data config with every net (the default experiment, digits_cnn, sets no net keys)
-    + [["data=mnist", "net=vit", "model.net.patch_size=7"], ["data=image_folder", "net=big_mlp"],
-       ["data=fashion_mnist", "net=small_cnn"], ["data=cifar10", "net=vit"], ["data=cifar10", "net=resnet"]],  # fmt: skip
+    + [
+        ["data=mnist", "net=vit", "model.net.patch_size=7"],
+        ["data=image_folder", "net=big_mlp"],
+        ["data=fashion_mnist", "net=small_cnn"],
+        ["data=cifar10", "net=vit"],
+        ["data=cifar10", "net=resnet"],
+    ],
     ids=lambda o: "+".join(x.split("=")[-1] for x in o),
 )
 def test_configs_compose_and_instantiate(make_cfg, overrides):
@@ -39,8 +44,16 @@ def test_configs_compose_and_instantiate(make_cfg, overrides):
 
 
 def test_image_folder_resnet_end_to_end_with_per_class_accuracy(make_cfg, shared_data):
-    cfg = make_cfg([*QUIET, "experiment=image_folder_resnet", "trainer.max_epochs=1", "model.net.width=8",
-                    "+trainer.limit_train_batches=6", "+trainer.limit_val_batches=2"])  # fmt: skip
+    cfg = make_cfg(
+        [
+            *QUIET,
+            "experiment=image_folder_resnet",
+            "trainer.max_epochs=1",
+            "model.net.width=8",
+            "+trainer.limit_train_batches=6",
+            "+trainer.limit_val_batches=2",
+        ]
+    )
     train(cfg)
     saved = json.loads((Path(cfg.paths.output_dir) / "metrics.json").read_text())
     per_class = [saved[f"test/acc_{c}"] for c in CIFAR_CLASSES]
@@ -57,8 +70,15 @@ def test_image_folder_resnet_end_to_end_with_per_class_accuracy(make_cfg, shared
 
 @pytest.mark.slow
 def test_mnist_cnn_reaches_99_percent(tmp_path, shared_data):
-    res = run_cli("bigmodel.train", "experiment=mnist_cnn", f"paths.data_dir={shared_data}",
-                  f"paths.log_dir={tmp_path}", f"paths.cache_dir={tmp_path / 'cache'}", *QUIET, timeout=1800)  # fmt: skip
+    res = run_cli(
+        "bigmodel.train",
+        "experiment=mnist_cnn",
+        f"paths.data_dir={shared_data}",
+        f"paths.log_dir={tmp_path}",
+        f"paths.cache_dir={tmp_path / 'cache'}",
+        *QUIET,
+        timeout=1800,
+    )
     assert res.returncode == 0, res.stderr[-3000:]
     (run_dir,) = list((tmp_path / "mnist_cnn" / "runs").iterdir())
     assert json.loads((run_dir / "metrics.json").read_text())["test/acc"] >= 0.99
@@ -66,8 +86,15 @@ def test_mnist_cnn_reaches_99_percent(tmp_path, shared_data):
 
 @pytest.mark.slow
 def test_fashion_mnist_resnet_reaches_88_percent(tmp_path, shared_data):
-    res = run_cli("bigmodel.train", "experiment=fashion_mnist_resnet", f"paths.data_dir={shared_data}",
-                  f"paths.log_dir={tmp_path}", f"paths.cache_dir={tmp_path / 'cache'}", *QUIET, timeout=3600)  # fmt: skip
+    res = run_cli(
+        "bigmodel.train",
+        "experiment=fashion_mnist_resnet",
+        f"paths.data_dir={shared_data}",
+        f"paths.log_dir={tmp_path}",
+        f"paths.cache_dir={tmp_path / 'cache'}",
+        *QUIET,
+        timeout=3600,
+    )
     assert res.returncode == 0, res.stderr[-3000:]
     (run_dir,) = list((tmp_path / "fashion_mnist_resnet" / "runs").iterdir())
     assert json.loads((run_dir / "metrics.json").read_text())["test/acc"] >= 0.88

@@ -33,8 +33,14 @@ def idx_cache(tmp_path_factory):
 def test_idx_datamodule_offline_shapes_splits_determinism(name, shared_data, idx_cache):
     cls, sub = IDX[name]
     before = _tree_state(shared_data / sub)
-    dm = cls(local_dir=str(shared_data / sub), cache_dir=str(idx_cache), download=False, mean=[0.5], std=[0.25],
-             batch_size=128)
+    dm = cls(
+        local_dir=str(shared_data / sub),
+        cache_dir=str(idx_cache),
+        download=False,
+        mean=[0.5],
+        std=[0.25],
+        batch_size=128,
+    )
     dm.prepare_data()
     dm.setup("fit")
     assert (len(dm.data_train), len(dm.data_test)) == (60000 - len(dm.data_val), 10000)
@@ -45,6 +51,7 @@ def test_idx_datamodule_offline_shapes_splits_determinism(name, shared_data, idx
     xb, yb = dm.on_after_batch_transfer((x, y), 0)
     assert xb.dtype == torch.float32
     torch.testing.assert_close(xb, (x.float() / 255 - 0.5) / 0.25)
+    torch.testing.assert_close(dm.on_after_batch_transfer(x, 0), xb)  # images alone (predict)
     assert dm.classes == cls.class_names and len(dm.classes) == 10
     # the real test set: the official label counts of the shared README
     counts = torch.bincount(dm.data_test.labels, minlength=10).tolist()
@@ -65,12 +72,20 @@ def test_idx_datamodule_offline_shapes_splits_determinism(name, shared_data, idx
 
 
 def test_mnist_missing_files_error_names_files_and_folder(tmp_path):
-    dm = MNISTDataModule(local_dir=str(tmp_path / "nowhere"), cache_dir=str(tmp_path / "cache"), download=False)
+    dm = MNISTDataModule(
+        local_dir=str(tmp_path / "nowhere"), cache_dir=str(tmp_path / "cache"), download=False
+    )
     with pytest.raises(ConfigError) as err:
         dm.setup()
     msg = str(err.value)
-    for text in ("train-images-idx3-ubyte.gz", "f68b3c2dcbeaaa9fbdd348bbdeb94873", "t10k-labels-idx1-ubyte.gz",
-                 str(tmp_path / "nowhere"), "paths.data_dir", "https://"):  # fmt: skip
+    for text in (
+        "train-images-idx3-ubyte.gz",
+        "f68b3c2dcbeaaa9fbdd348bbdeb94873",
+        "t10k-labels-idx1-ubyte.gz",
+        str(tmp_path / "nowhere"),
+        "paths.data_dir",
+        "https://",
+    ):
         assert text in msg
 
 
@@ -96,7 +111,9 @@ def test_corrupt_local_gz_is_not_used(tmp_path, caplog):
 
 
 def test_cifar10_missing_error_names_archive_url_and_md5(tmp_path):
-    dm = CIFAR10DataModule(local_dir=str(tmp_path / "cifar10"), cache_dir=str(tmp_path / "cache"), download=False)
+    dm = CIFAR10DataModule(
+        local_dir=str(tmp_path / "cifar10"), cache_dir=str(tmp_path / "cache"), download=False
+    )
     with pytest.raises(ConfigError) as err:
         dm.setup()
     for text in ("cifar-10-python.tar.gz", "c58f30108f718f92721af3b95e74349a", "cs.toronto.edu", "cifar10"):
@@ -107,13 +124,20 @@ def test_cifar10_shapes_splits_and_augmentation(tmp_path, monkeypatch):
     # The full CIFAR-10 is not in ../shared/data: feed the DataModule a synthetic set of the same layout.
     g = torch.Generator().manual_seed(0)
     fake = {
-        "train": (torch.randint(0, 256, (1000, 3, 32, 32), dtype=torch.uint8, generator=g), torch.arange(1000) % 10),
-        "test": (torch.randint(0, 256, (200, 3, 32, 32), dtype=torch.uint8, generator=g), torch.arange(200) % 10),
+        "train": (
+            torch.randint(0, 256, (1000, 3, 32, 32), dtype=torch.uint8, generator=g),
+            torch.arange(1000) % 10,
+        ),
+        "test": (
+            torch.randint(0, 256, (200, 3, 32, 32), dtype=torch.uint8, generator=g),
+            torch.arange(200) % 10,
+        ),
     }
     monkeypatch.setattr("bigmodel.data.vision.load_cifar10", lambda *a, **k: fake)
     crop = {"_target_": "torchvision.transforms.v2.RandomCrop", "size": 32, "padding": 4}
-    dm = CIFAR10DataModule(local_dir="x", cache_dir="y", val_size=100, batch_size=50, train_transforms=[crop],
-                           num_workers=0)  # fmt: skip
+    dm = CIFAR10DataModule(
+        local_dir="x", cache_dir="y", val_size=100, batch_size=50, train_transforms=[crop], num_workers=0
+    )
     dm.setup()
     assert (len(dm.data_train), len(dm.data_val), len(dm.data_test)) == (900, 100, 200)
     assert torch.bincount(dm.data_val.labels).tolist() == [10] * 10
@@ -162,10 +186,23 @@ def test_build_transforms_from_configs_and_errors():
 
 
 def test_image_folder_on_cifar10_subset(shared_data):
-    kw = dict(root=str(shared_data / "cifar10-subset"), num_classes=10, in_channels=3, image_size=32, batch_size=32)
+    kw = dict(
+        root=str(shared_data / "cifar10-subset"), num_classes=10, in_channels=3, image_size=32, batch_size=32
+    )
     dm = ImageFolderDataModule(**kw, num_workers=0)
     dm.setup()
-    assert dm.classes == ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+    assert dm.classes == [
+        "airplane",
+        "automobile",
+        "bird",
+        "cat",
+        "deer",
+        "dog",
+        "frog",
+        "horse",
+        "ship",
+        "truck",
+    ]
     assert (len(dm.data_train), len(dm.data_val), len(dm.data_test)) == (1600, 200, 200)
     assert torch.bincount(dm.data_val.labels).tolist() == [20] * 10  # stratified
     x, y = next(iter(dm.val_dataloader()))

@@ -12,7 +12,10 @@ from bigmodel.utils.errors import ConfigError
 
 @pytest.mark.parametrize("arch", ["resnet18", "resnet50"])
 def test_same_parameters_as_torchvision_except_the_stem(arch):
-    ours, ref = ResNet(3, 10, arch).state_dict(), getattr(torchvision.models, arch)(num_classes=10).state_dict()
+    ours, ref = (
+        ResNet(3, 10, arch).state_dict(),
+        getattr(torchvision.models, arch)(num_classes=10).state_dict(),
+    )
     assert set(ours) == set(ref)
     diff = [k for k in ours if ours[k].shape != ref[k].shape]
     assert diff == ["conv1.weight"] and ours["conv1.weight"].shape == (64, 3, 3, 3)

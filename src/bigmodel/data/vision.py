@@ -45,7 +45,9 @@ def build_transforms(specs: Sequence[Any] | None) -> Callable | None:
         if isinstance(spec, dict | DictConfig):
             spec = hydra.utils.instantiate(OmegaConf.create(spec) if isinstance(spec, dict) else spec)
         if not callable(spec):
-            raise ConfigError(f"data transform {spec!r} is not callable; give `_target_: torchvision.transforms.v2.X`.")
+            raise ConfigError(
+                f"data transform {spec!r} is not callable; give `_target_: torchvision.transforms.v2.X`."
+            )
         out.append(spec)
     return v2.Compose(out)
 
@@ -111,7 +113,9 @@ class VisionDataModule(BaseDataModule):
             )
         for key, val in (("mean", mean), ("std", std)):
             if val is not None and len(val) != in_channels:
-                raise ConfigError(f"data.{key}={list(val)} needs one value per channel (data.in_channels={in_channels}).")
+                raise ConfigError(
+                    f"data.{key}={list(val)} needs one value per channel (data.in_channels={in_channels})."
+                )
         self.num_classes, self.in_channels, self.image_size = num_classes, in_channels, image_size
         self.mean = torch.tensor(list(mean)).view(1, -1, 1, 1) if mean is not None else None
         self.std = torch.tensor(list(std)).view(1, -1, 1, 1) if std is not None else None
@@ -127,15 +131,18 @@ class VisionDataModule(BaseDataModule):
         return x
 
     def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
-        x, y = batch[0], batch[1]
-        return (self.normalize(x), y, *batch[2:])
+        if isinstance(batch, torch.Tensor):  # images alone, e.g. a predict loader
+            return self.normalize(batch)
+        return (self.normalize(batch[0]), *batch[1:])
 
     def _split_official(self, data: dict[str, tuple[torch.Tensor, torch.Tensor]]) -> None:
         """Train/val from the official training set (stratified, ``seed``), test = the official test set."""
         images, labels = data["train"]
         n = len(labels)
         if not 0 < self.val_size < n:
-            raise ConfigError(f"data.val_size={self.val_size} must be between 1 and {n - 1} (training-set size).")
+            raise ConfigError(
+                f"data.val_size={self.val_size} must be between 1 and {n - 1} (training-set size)."
+            )
         train, val = stratified_split(labels.numpy(), [1 - self.val_size / n, self.val_size / n], self.seed)
         self.data_train = ImageTensorDataset(images[train], labels[train], self.train_transform)
         self.data_val = ImageTensorDataset(images[val], labels[val], self.eval_transform)
@@ -187,8 +194,18 @@ class FashionMNISTDataModule(MNISTDataModule):
     (``local_dir`` is ``<data_dir>/fashion-mnist``)."""
 
     name = "fashion_mnist"
-    class_names = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
-                   "Ankle boot"]  # fmt: skip
+    class_names = [
+        "T-shirt/top",
+        "Trouser",
+        "Pullover",
+        "Dress",
+        "Coat",
+        "Sandal",
+        "Shirt",
+        "Sneaker",
+        "Bag",
+        "Ankle boot",
+    ]
 
 
 class CIFAR10DataModule(MNISTDataModule):
@@ -250,7 +267,9 @@ class ImageFolderDataModule(VisionDataModule):
         from bigmodel.data.folders import BadFileHandler
 
         if self.in_channels not in (1, 3):
-            raise ConfigError(f"data.in_channels={self.in_channels}: image folders load as 3 (RGB) or 1 (grayscale).")
+            raise ConfigError(
+                f"data.in_channels={self.in_channels}: image folders load as 3 (RGB) or 1 (grayscale)."
+            )
         self.root, self.split_fractions, self.extensions = Path(root), list(split_fractions), list(extensions)
         self.drop_empty_classes, self.preload = drop_empty_classes, preload
         self.bad_files = BadFileHandler(on_bad_file)
@@ -277,7 +296,9 @@ class ImageFolderDataModule(VisionDataModule):
                 images, kept = decode_all(paths, mode, self.image_size, self.bad_files)
                 datasets[split] = ImageTensorDataset(images, torch.tensor(labels)[kept], transform)
             else:
-                datasets[split] = ImageFileDataset(paths, labels, mode, self.image_size, self.bad_files, transform)
+                datasets[split] = ImageFileDataset(
+                    paths, labels, mode, self.image_size, self.bad_files, transform
+                )
         self.data_train, self.data_val, self.data_test = datasets["train"], datasets["val"], datasets["test"]
         self.bad_files.summary("images")
         self.check_batch_size()

@@ -41,7 +41,9 @@ def _link_verified(src: Path, dst: Path, md5: str) -> bool:
     return True
 
 
-def _missing_error(what: str, files: list[tuple[str, str]], local_dir: Path, urls: list[str], err: object) -> ConfigError:
+def _missing_error(
+    what: str, files: list[tuple[str, str]], local_dir: Path, urls: list[str], err: object
+) -> ConfigError:
     listing = ", ".join(f"{name} (md5 {md5})" for name, md5 in files)
     return ConfigError(
         f"{what} not found and not downloadable. Expected {listing} in {local_dir} (set paths.data_dir, or "
@@ -51,7 +53,9 @@ def _missing_error(what: str, files: list[tuple[str, str]], local_dir: Path, url
     )
 
 
-def load_idx_dataset(name: str, local_dir: str | Path, cache_dir: str | Path, download: bool) -> dict[str, tuple]:
+def load_idx_dataset(
+    name: str, local_dir: str | Path, cache_dir: str | Path, download: bool
+) -> dict[str, tuple]:
     """Load MNIST or Fashion-MNIST as in-memory uint8 tensors.
 
     Args:
@@ -73,10 +77,16 @@ def load_idx_dataset(name: str, local_dir: str | Path, cache_dir: str | Path, do
     for filename, md5 in cls.resources:
         if not (raw / filename[:-3]).is_file():
             _link_verified(local_dir / filename, raw / filename, md5)
-    missing = [f for f, md5 in cls.resources if not (raw / f[:-3]).is_file() and not check_integrity(str(raw / f), md5)]
+    missing = [
+        f
+        for f, md5 in cls.resources
+        if not (raw / f[:-3]).is_file() and not check_integrity(str(raw / f), md5)
+    ]
     urls = [m + "<file>" for m in cls.mirrors]
     if missing and not download:
-        raise _missing_error(cls.__name__, cls.resources, local_dir, urls, f"missing {missing}, data.download=false")
+        raise _missing_error(
+            cls.__name__, cls.resources, local_dir, urls, f"missing {missing}, data.download=false"
+        )
     try:
         splits = {s: cls(str(root), train=s == "train", download=True) for s in ("train", "test")}
     except (RuntimeError, OSError) as err:
@@ -103,12 +113,18 @@ def load_cifar10(local_dir: str | Path, cache_dir: str | Path, download: bool) -
         _link_verified(local_dir / CIFAR10.filename, root / CIFAR10.filename, CIFAR10.tgz_md5)
         if not download and not check_integrity(str(root / CIFAR10.filename), CIFAR10.tgz_md5):
             raise _missing_error(
-                "CIFAR-10", [(CIFAR10.filename, CIFAR10.tgz_md5)], local_dir, [CIFAR10.url], "data.download=false"
+                "CIFAR-10",
+                [(CIFAR10.filename, CIFAR10.tgz_md5)],
+                local_dir,
+                [CIFAR10.url],
+                "data.download=false",
             )
     try:
         splits = {s: CIFAR10(str(root), train=s == "train", download=download) for s in ("train", "test")}
     except (RuntimeError, OSError) as err:
-        raise _missing_error("CIFAR-10", [(CIFAR10.filename, CIFAR10.tgz_md5)], local_dir, [CIFAR10.url], err) from err
+        raise _missing_error(
+            "CIFAR-10", [(CIFAR10.filename, CIFAR10.tgz_md5)], local_dir, [CIFAR10.url], err
+        ) from err
     return {
         s: (torch.from_numpy(np.ascontiguousarray(d.data.transpose(0, 3, 1, 2))), torch.tensor(d.targets))
         for s, d in splits.items()

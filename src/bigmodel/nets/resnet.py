@@ -64,7 +64,9 @@ class ResNet(nn.Module):
         self.relu = nn.ReLU(inplace=True)
         self.inplanes = width
         for i, n_blocks in enumerate(layers):
-            setattr(self, f"layer{i + 1}", self._stage(block, width * 2**i, n_blocks, stride=1 if i == 0 else 2))
+            setattr(
+                self, f"layer{i + 1}", self._stage(block, width * 2**i, n_blocks, stride=1 if i == 0 else 2)
+            )
         self.avgpool = nn.AdaptiveAvgPool2d(1)
         self.fc = nn.Linear(self.inplanes, num_classes)
         for m in self.modules():
@@ -76,12 +78,16 @@ class ResNet(nn.Module):
                 if isinstance(m, BasicBlock | Bottleneck) and last_bn is not None:
                     nn.init.zeros_(last_bn.weight)
 
-    def _stage(self, block: type[BasicBlock | Bottleneck], planes: int, n_blocks: int, stride: int) -> nn.Sequential:
+    def _stage(
+        self, block: type[BasicBlock | Bottleneck], planes: int, n_blocks: int, stride: int
+    ) -> nn.Sequential:
         out = planes * block.expansion
         downsample = None
         if stride != 1 or self.inplanes != out:
             # projection shortcut when the shape changes (option B of the paper)
-            downsample = nn.Sequential(nn.Conv2d(self.inplanes, out, 1, stride=stride, bias=False), nn.BatchNorm2d(out))
+            downsample = nn.Sequential(
+                nn.Conv2d(self.inplanes, out, 1, stride=stride, bias=False), nn.BatchNorm2d(out)
+            )
         blocks = [block(self.inplanes, planes, stride, downsample)]
         self.inplanes = out
         blocks += [block(out, planes) for _ in range(n_blocks - 1)]
