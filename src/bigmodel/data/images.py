@@ -1,4 +1,5 @@
-"""Image decoding for folder datasets: any PIL-readable file to a uint8 ``(C, H, W)`` tensor of a fixed size."""
+"""Image datasets: in-memory uint8 tensors, and folder files decoded (any PIL-readable image) to uint8
+``(C, H, W)`` tensors of a fixed size."""
 
 from __future__ import annotations
 
@@ -54,6 +55,20 @@ def decode_all(
     channels = 3 if mode == "RGB" else 1
     stacked = torch.stack(images) if images else torch.empty(0, channels, size, size, dtype=torch.uint8)
     return stacked, kept
+
+
+class ImageTensorDataset(Dataset):
+    """In-memory uint8 images ``(N, C, H, W)`` and labels ``(N,)`` with an optional per-sample transform."""
+
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor, transform: Callable | None = None) -> None:
+        self.images, self.labels, self.transform = images, labels, transform
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        x = self.images[i]
+        return (self.transform(x) if self.transform is not None else x), self.labels[i]
 
 
 class ImageFileDataset(Dataset):

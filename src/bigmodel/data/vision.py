@@ -25,7 +25,7 @@ from torch.utils.data import Dataset
 from torchvision.transforms import v2
 
 from bigmodel.data.base import BaseDataModule
-from bigmodel.data.images import ImageFileDataset, decode_all
+from bigmodel.data.images import ImageFileDataset, ImageTensorDataset, decode_all
 from bigmodel.data.splits import stratified_split
 from bigmodel.data.vision_sources import load_cifar10, load_idx_dataset
 from bigmodel.utils.errors import ConfigError
@@ -50,20 +50,6 @@ def build_transforms(specs: Sequence[Any] | None) -> Callable | None:
             )
         out.append(spec)
     return v2.Compose(out)
-
-
-class ImageTensorDataset(Dataset):
-    """In-memory uint8 images ``(N, C, H, W)`` and labels ``(N,)`` with an optional per-sample transform."""
-
-    def __init__(self, images: torch.Tensor, labels: torch.Tensor, transform: Callable | None = None) -> None:
-        self.images, self.labels, self.transform = images, labels, transform
-
-    def __len__(self) -> int:
-        return len(self.labels)
-
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
-        x = self.images[i]
-        return (self.transform(x) if self.transform is not None else x), self.labels[i]
 
 
 class VisionDataModule(BaseDataModule):
