@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import hydra
@@ -42,9 +43,11 @@ class ClassificationModule(LightningModule):
         compile: ``true`` (or a dict of ``torch.compile`` kwargs, e.g. ``{mode: max-autotune}``) compiles the
             inner net in place (``nn.Module.compile``) in ``configure_model``; the LightningModule stays
             uncompiled and state-dict keys stay plain (no ``_orig_mod.``), so checkpoints load without it.
+        per_class_acc: also log the test accuracy of each class, ``test/acc_<class name>``.
 
     Logs ``train/loss``, ``train/acc``, ``val/loss``, ``val/acc``, ``val/f1``, ``val/acc_best``,
-    ``test/loss``, ``test/acc``, ``test/f1`` (accuracy is micro, F1 is macro over classes).
+    ``test/loss``, ``test/acc``, ``test/f1`` (accuracy is micro, F1 is macro over classes), and with
+    ``per_class_acc`` one ``test/acc_<class>`` per class (name sanitised to ``[A-Za-z0-9_.-]``).
     """
 
     def __init__(
@@ -56,6 +59,7 @@ class ClassificationModule(LightningModule):
         frontend: dict[str, Any] | None = None,
         label_smoothing: float = 0.0,
         compile: bool | dict[str, Any] = False,
+        per_class_acc: bool = True,
     ) -> None:
         super().__init__()
         self.save_hyperparameters(
@@ -67,6 +71,7 @@ class ClassificationModule(LightningModule):
                 "frontend": to_plain(frontend),
                 "label_smoothing": label_smoothing,
                 "compile": to_plain(compile),
+                "per_class_acc": per_class_acc,
             }
         )
         self.net = hydra.utils.instantiate(self.hparams.net)
@@ -78,6 +83,7 @@ class ClassificationModule(LightningModule):
             setattr(self, f"{stage}_acc", MulticlassAccuracy(num_classes, average="micro"))
             setattr(self, f"{stage}_f1", MulticlassF1Score(num_classes, average="macro"))
         self.val_acc_best = MaxMetric()
+        self.test_acc_per_class = MulticlassAccuracy(num_classes, average=None) if per_class_acc else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Logits ``(B, num_classes)`` for inputs ``x``."""
@@ -120,6 +126,8 @@ class ClassificationModule(LightningModule):
             f1.update(preds, y)
             self.log(f"{stage}/loss", mean_loss, on_step=False, on_epoch=True, prog_bar=True)
             self.log(f"{stage}/f1", f1, on_step=False, on_epoch=True)
+            if stage == "test" and self.test_acc_per_class is not None:
+                self.test_acc_per_class.update(preds, y)
         return {"loss": loss, "preds": preds.detach(), "target": y, "logits": logits.detach()}
 
     def training_step(self, batch: Any, batch_idx: int) -> dict[str, torch.Tensor]:
@@ -141,6 +149,15 @@ class ClassificationModule(LightningModule):
 
     def test_step(self, batch: Any, batch_idx: int) -> dict[str, torch.Tensor]:
         return self._step(batch, "test")
+
+    def on_test_epoch_end(self) -> None:
+        if self.test_acc_per_class is None:
+            return
+        per_class = self.test_acc_per_class.compute()
+        self.test_acc_per_class.reset()
+        names = self.class_names or [str(i) for i in range(len(per_class))]
+        for name, acc in zip(names, per_class, strict=False):
+            self.log(f"test/acc_{re.sub(r'[^A-Za-z0-9_.-]+', '_', str(name))}", acc)
 
     def configure_optimizers(self) -> dict[str, Any]:
         optimizer = build_optimizer(self.hparams.optimizer, self.parameters())
