@@ -131,3 +131,15 @@ def test_no_weight_decay_on_biases_and_norms():
     assert all(p.dim() == 2 for p in decay["params"]) and all(p.dim() == 1 for p in no_decay["params"])
     total = sum(p.numel() for g in (decay, no_decay) for p in g["params"])
     assert total == sum(p.numel() for p in net.parameters())  # tied lm_head/wte counted once
+
+
+def test_compiled_lm_trains_and_checkpoint_keys_stay_plain(make_cfg, tmp_path):
+    """model.compile=true compiles the GPT in configure_model; the checkpoint has no ``_orig_mod.`` keys."""
+    cfg, metrics = tiny_run(make_cfg, tmp_path, "model.compile=true", "trainer.max_steps=2")
+    saved = json.loads((Path(cfg.paths.output_dir) / "metrics.json").read_text())
+    assert saved["global_step"] == 2 and torch.isfinite(torch.tensor(float(metrics["val/loss"])))
+    ckpt = torch.load(saved["last_ckpt_path"], weights_only=True)
+    assert ckpt["hyper_parameters"]["compile"] is True
+    assert ckpt["state_dict"] and not [k for k in ckpt["state_dict"] if "_orig_mod" in k]
+    model = load_language_model(saved["last_ckpt_path"])  # loads into a plain (uncompiled) module
+    assert model.generate_text("ROMEO:", 3, seed=1).startswith("ROMEO:")

@@ -15,7 +15,9 @@ from torchmetrics import MeanMetric, MinMetric
 from bigmodel.data.tokenizers import Tokenizer, tokenizer_from_dict
 from bigmodel.models.classification import to_plain
 from bigmodel.models.optim import build_optimizer, build_scheduler, decay_param_groups
+from bigmodel.utils.compile import compile_net
 from bigmodel.utils.errors import ConfigError
+from bigmodel.utils.strategies import clip_gradients
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +38,8 @@ class LanguageModelModule(LightningModule):
         scheduler: optional ``{scheduler: <_partial_ config>, interval: step}``; the total steps are filled in.
         sample: ``{prompt, max_new_tokens, temperature, top_k, seed}`` of the text generated at every
             validation end (``max_new_tokens: 0`` turns it off).
+        compile: ``true`` (or a dict of ``torch.compile`` kwargs) compiles the inner net in place at the end
+            of ``configure_model``; state-dict keys stay plain (no ``_orig_mod.``).
 
     Logs ``train/loss``, ``val/loss`` (nats/token), ``val/ppl``, ``val/bpc`` (char tokenizer) or
     ``val/bpt`` (bits/token, other tokenizers), ``val/loss_best``, and the same under ``test/``.
@@ -55,6 +59,7 @@ class LanguageModelModule(LightningModule):
         optimizer: dict[str, Any],
         scheduler: dict[str, Any] | None = None,
         sample: dict[str, Any] | None = None,
+        compile: bool | dict[str, Any] = False,
     ) -> None:
         super().__init__()
         self.save_hyperparameters(
@@ -63,6 +68,7 @@ class LanguageModelModule(LightningModule):
                 "optimizer": to_plain(optimizer),
                 "scheduler": to_plain(scheduler),
                 "sample": to_plain(sample) or {},
+                "compile": to_plain(compile),
             }
         )
         self.net: torch.nn.Module | None = None
@@ -100,6 +106,10 @@ class LanguageModelModule(LightningModule):
                 "set model.net.vocab_size=null to take it from the data."
             )
         self.net = hydra.utils.instantiate(cfg)
+        compile_net(self.net, self.hparams.get("compile"))
+
+    def configure_gradient_clipping(self, optimizer, gradient_clip_val=None, gradient_clip_algorithm=None):
+        clip_gradients(self, optimizer, gradient_clip_val, gradient_clip_algorithm)
 
     def setup(self, stage: str) -> None:
         dm = self._datamodule()
