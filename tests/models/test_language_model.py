@@ -107,16 +107,27 @@ def test_validation_sample_is_exposed_for_callbacks(make_cfg, tmp_path):
 
     import hydra
     from lightning import Trainer
+    from lightning.pytorch.loggers import TensorBoardLogger
 
     cfg = tiny_cfg(make_cfg, tmp_path)
+    assert cfg.callbacks.media_text.prompts == ["ROMEO:"]  # the experiment's prompt, via model.sample.prompt
 
     dm = hydra.utils.instantiate(cfg.data)
     module = hydra.utils.instantiate(cfg.model, _recursive_=False)
-    trainer = Trainer(max_steps=2, val_check_interval=2, callbacks=[Grab()], logger=False,
-                      enable_checkpointing=False, enable_progress_bar=False, num_sanity_val_steps=0)  # fmt: skip
+    media = hydra.utils.instantiate(cfg.callbacks.media_text, max_new_tokens=7)
+    trainer = Trainer(max_steps=2, val_check_interval=2, callbacks=[Grab(), media],
+                      logger=TensorBoardLogger(tmp_path / "tb"), enable_checkpointing=False,
+                      enable_progress_bar=False, num_sanity_val_steps=0)  # fmt: skip
     trainer.fit(module, dm)
     assert seen == [module.last_sample] and seen[0][0] == 2 and seen[0][1].startswith("ROMEO:")
     assert module.samples == seen
+    # the media_text callback got its text from generate_sample: the continuation only, 7 chars
+    [(step, _, prompt, sample)] = media.rows
+    assert (step, prompt) == (2, "ROMEO:") and len(sample) == 7 and not sample.startswith("ROMEO:")
+    torch.manual_seed(3)
+    again = module.generate_sample("ROMEO:", 7)
+    torch.manual_seed(3)
+    assert module.generate_sample("ROMEO:", 7) == again and len(module.generate_sample("", 4)) == 4
 
 
 def test_block_size_larger_than_position_table_fails_before_training(make_cfg, tmp_path):
