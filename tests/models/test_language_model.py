@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
 
 from bigmodel.eval import evaluate
 from bigmodel.generate import generate, load_language_model
@@ -59,6 +60,10 @@ def test_train_eval_generate_round_trip(make_cfg, tmp_path):
     assert abs(float(metrics["val/ppl"]) - torch.tensor(float(metrics["val/loss"])).exp().item()) < 1e-3
     saved = json.loads((Path(cfg.paths.output_dir) / "metrics.json").read_text())
     assert saved["best_ckpt_path"] and saved["global_step"] == 4
+    # run.params is counted after configure_model built the net (0 before), and re-logged
+    hparams = yaml.safe_load((Path(cfg.paths.output_dir) / "csv" / "hparams.yaml").read_text())
+    assert hparams["run"]["params"]["total"] == hparams["run"]["params"]["trainable"] > 1000
+    assert hparams["run"]["output_dir"] == str(cfg.paths.output_dir)  # the rest of run.* is kept
     run_tok = Path(cfg.paths.output_dir) / "tokenizer.json"
     assert json.loads(run_tok.read_text())["chars"] == "".join(sorted(set(CORPUS)))
 
