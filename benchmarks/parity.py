@@ -9,13 +9,13 @@ import statistics
 import time
 from typing import Any
 
+import hydra
 import lightning as L
 import torch
 import torch.nn.functional as F
 from lightning.fabric.utilities.throughput import measure_flops
 from torch.utils.data import DataLoader, TensorDataset
 
-from benchmarks.lm_glue import build_lm_module
 from bigmodel.callbacks.throughput import measure_cpu_matmul_flops
 from bigmodel.models.classification import ClassificationModule
 
@@ -73,8 +73,12 @@ def _plain_seconds(net: torch.nn.Module, loader: DataLoader, warmup: int, steps:
 def parity(
     name: str, net_cfg: dict[str, Any], batch: int, rounds: int, warmup: int, steps: int
 ) -> dict[str, Any]:
-    """Alternate template and plain loop ``rounds`` times; median ratio of throughputs (template / plain)."""
-    lm = "vocab_size" in net_cfg
+    """Alternate template and plain loop ``rounds`` times; median ratio of throughputs (template / plain).
+
+    ``net_cfg`` is a net config (classifier on 8x8 images), or a whole LanguageModelModule config (has ``net``).
+    """
+    lm = "net" in net_cfg
+    model_cfg, net_cfg = (net_cfg, net_cfg["net"]) if lm else (None, net_cfg)
     n = batch * (warmup + steps)
     g = torch.Generator().manual_seed(0)
     if lm:
@@ -89,7 +93,9 @@ def parity(
     def template() -> L.LightningModule:
         torch.manual_seed(0)
         if lm:
-            return build_lm_module(net_cfg)
+            module = hydra.utils.instantiate(model_cfg, _recursive_=False)
+            module.configure_model()  # builds the net (vocab/block sizes are set, no DataModule needed)
+            return module
         return ClassificationModule(net=net_cfg, optimizer=ADAMW, num_classes=10)
 
     ref = template()

@@ -23,16 +23,33 @@ from benchmarks import system
 from bigmodel.utils.resolvers import CONFIG_DIR, PROJECT_ROOT
 
 
-def _net_cfg(net: str) -> dict:
+def _compose(overrides: list[str]):
     from hydra import compose, initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
 
     GlobalHydra.instance().clear()
     with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
-        cfg = compose(
-            "train", overrides=[f"net={net}", "experiment=digits_mlp"] if net == "big_mlp" else [f"net={net}"]
-        )
+        return compose("train", overrides=overrides)
+
+
+def _net_cfg(net: str) -> dict:
+    cfg = _compose([f"net={net}", "experiment=digits_mlp"] if net == "big_mlp" else [f"net={net}"])
     return OmegaConf.to_container(cfg.model.net, resolve=True)
+
+
+def _lm_cfg(model: str, block_size: int, vocab_size: int = 65) -> dict:
+    """The real LanguageModelModule config of ``model=<model>`` with a fixed vocabulary and context (no data).
+    The LR schedule is dropped so that both loops run the same plain AdamW step."""
+    cfg = _compose(
+        [
+            "~experiment",  # the default experiment would put its own net into model.net
+            f"model={model}",
+            f"model.net.vocab_size={vocab_size}",
+            f"model.net.block_size={block_size}",
+            "model.scheduler=null",
+        ]
+    )
+    return OmegaConf.to_container(cfg.model, resolve=True)
 
 
 def main() -> None:
@@ -78,7 +95,12 @@ def main() -> None:
                 steps=10 if q else 30,
             ),
             par.parity(
-                "gpt_nano", _net_cfg("gpt_nano"), batch=4, rounds=2 if q else 3, warmup=2, steps=2 if q else 3
+                "gpt_nano",
+                _lm_cfg("gpt_nano", 256),
+                batch=4,
+                rounds=2 if q else 3,
+                warmup=2,
+                steps=2 if q else 3,
             ),
         ]
     if "b" in only:

@@ -64,7 +64,9 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     exit_code = 1
     try:
         tracking.start(loggers, model, ckpt_path)
-        tracking.log_hyperparameters(cfg, model, loggers)
+        hparams = tracking.log_hyperparameters(cfg, model, loggers)
+        if loggers and not hparams["run"]["params"]["total"]:  # the net is built in configure_model (LM)
+            trainer.callbacks.append(tracking.ParamCountsAfterBuild(hparams))
         metrics = _fit_and_test(cfg, trainer, model, datamodule, ckpt_path, started)
         exit_code = 0
         return metrics

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
 
 from bigmodel.eval import evaluate
 from bigmodel.generate import generate, load_language_model
@@ -59,6 +60,10 @@ def test_train_eval_generate_round_trip(make_cfg, tmp_path):
     assert abs(float(metrics["val/ppl"]) - torch.tensor(float(metrics["val/loss"])).exp().item()) < 1e-3
     saved = json.loads((Path(cfg.paths.output_dir) / "metrics.json").read_text())
     assert saved["best_ckpt_path"] and saved["global_step"] == 4
+    # run.params is counted after configure_model built the net (0 before), and re-logged
+    hparams = yaml.safe_load((Path(cfg.paths.output_dir) / "csv" / "hparams.yaml").read_text())
+    assert hparams["run"]["params"]["total"] == hparams["run"]["params"]["trainable"] > 1000
+    assert hparams["run"]["output_dir"] == str(cfg.paths.output_dir)  # the rest of run.* is kept
     run_tok = Path(cfg.paths.output_dir) / "tokenizer.json"
     assert json.loads(run_tok.read_text())["chars"] == "".join(sorted(set(CORPUS)))
 
@@ -107,16 +112,27 @@ def test_validation_sample_is_exposed_for_callbacks(make_cfg, tmp_path):
 
     import hydra
     from lightning import Trainer
+    from lightning.pytorch.loggers import TensorBoardLogger
 
     cfg = tiny_cfg(make_cfg, tmp_path)
+    assert cfg.callbacks.media_text.prompts == ["ROMEO:"]  # the experiment's prompt, via model.sample.prompt
 
     dm = hydra.utils.instantiate(cfg.data)
     module = hydra.utils.instantiate(cfg.model, _recursive_=False)
-    trainer = Trainer(max_steps=2, val_check_interval=2, callbacks=[Grab()], logger=False,
-                      enable_checkpointing=False, enable_progress_bar=False, num_sanity_val_steps=0)  # fmt: skip
+    media = hydra.utils.instantiate(cfg.callbacks.media_text, max_new_tokens=7)
+    trainer = Trainer(max_steps=2, val_check_interval=2, callbacks=[Grab(), media],
+                      logger=TensorBoardLogger(tmp_path / "tb"), enable_checkpointing=False,
+                      enable_progress_bar=False, num_sanity_val_steps=0)  # fmt: skip
     trainer.fit(module, dm)
     assert seen == [module.last_sample] and seen[0][0] == 2 and seen[0][1].startswith("ROMEO:")
     assert module.samples == seen
+    # the media_text callback got its text from generate_sample: the continuation only, 7 chars
+    [(step, _, prompt, sample)] = media.rows
+    assert (step, prompt) == (2, "ROMEO:") and len(sample) == 7 and not sample.startswith("ROMEO:")
+    torch.manual_seed(3)
+    again = module.generate_sample("ROMEO:", 7)
+    torch.manual_seed(3)
+    assert module.generate_sample("ROMEO:", 7) == again and len(module.generate_sample("", 4)) == 4
 
 
 def test_block_size_larger_than_position_table_fails_before_training(make_cfg, tmp_path):
@@ -131,3 +147,15 @@ def test_no_weight_decay_on_biases_and_norms():
     assert all(p.dim() == 2 for p in decay["params"]) and all(p.dim() == 1 for p in no_decay["params"])
     total = sum(p.numel() for g in (decay, no_decay) for p in g["params"])
     assert total == sum(p.numel() for p in net.parameters())  # tied lm_head/wte counted once
+
+
+def test_compiled_lm_trains_and_checkpoint_keys_stay_plain(make_cfg, tmp_path):
+    """model.compile=true compiles the GPT in configure_model; the checkpoint has no ``_orig_mod.`` keys."""
+    cfg, metrics = tiny_run(make_cfg, tmp_path, "model.compile=true", "trainer.max_steps=2")
+    saved = json.loads((Path(cfg.paths.output_dir) / "metrics.json").read_text())
+    assert saved["global_step"] == 2 and torch.isfinite(torch.tensor(float(metrics["val/loss"])))
+    ckpt = torch.load(saved["last_ckpt_path"], weights_only=True)
+    assert ckpt["hyper_parameters"]["compile"] is True
+    assert ckpt["state_dict"] and not [k for k in ckpt["state_dict"] if "_orig_mod" in k]
+    model = load_language_model(saved["last_ckpt_path"])  # loads into a plain (uncompiled) module
+    assert model.generate_text("ROMEO:", 3, seed=1).startswith("ROMEO:")

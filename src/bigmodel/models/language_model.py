@@ -15,7 +15,9 @@ from torchmetrics import MeanMetric, MinMetric
 from bigmodel.data.tokenizers import Tokenizer, tokenizer_from_dict
 from bigmodel.models.classification import to_plain
 from bigmodel.models.optim import build_optimizer, build_scheduler, decay_param_groups
+from bigmodel.utils.compile import compile_net
 from bigmodel.utils.errors import ConfigError
+from bigmodel.utils.strategies import clip_gradients
 
 log = logging.getLogger(__name__)
 
@@ -36,13 +38,16 @@ class LanguageModelModule(LightningModule):
         scheduler: optional ``{scheduler: <_partial_ config>, interval: step}``; the total steps are filled in.
         sample: ``{prompt, max_new_tokens, temperature, top_k, seed}`` of the text generated at every
             validation end (``max_new_tokens: 0`` turns it off).
+        compile: ``true`` (or a dict of ``torch.compile`` kwargs) compiles the inner net in place at the end
+            of ``configure_model``; state-dict keys stay plain (no ``_orig_mod.``).
 
     Logs ``train/loss``, ``val/loss`` (nats/token), ``val/ppl``, ``val/bpc`` (char tokenizer) or
     ``val/bpt`` (bits/token, other tokenizers), ``val/loss_best``, and the same under ``test/``.
 
-    Generated samples (public hook for callbacks): ``self.last_sample`` is ``(global_step, text)`` of the
-    newest sample or None, ``self.samples`` all of them. They also go to loggers: W&B gets a
-    ``val/samples`` table (step, text), TensorBoard a ``val/sample`` text entry.
+    Generated samples: the validation-end sample goes to the console log; ``self.last_sample`` is
+    ``(global_step, text)`` of the newest one or None, ``self.samples`` all of them. Loggers get samples
+    from the ``media_text`` callback (W&B table / TensorBoard text ``val/generated``), which calls
+    :meth:`generate_sample`.
 
     Raises:
         ConfigError: in ``configure_model``, a data ``block_size`` larger than the net's position table,
@@ -55,6 +60,7 @@ class LanguageModelModule(LightningModule):
         optimizer: dict[str, Any],
         scheduler: dict[str, Any] | None = None,
         sample: dict[str, Any] | None = None,
+        compile: bool | dict[str, Any] = False,
     ) -> None:
         super().__init__()
         self.save_hyperparameters(
@@ -63,6 +69,7 @@ class LanguageModelModule(LightningModule):
                 "optimizer": to_plain(optimizer),
                 "scheduler": to_plain(scheduler),
                 "sample": to_plain(sample) or {},
+                "compile": to_plain(compile),
             }
         )
         self.net: torch.nn.Module | None = None
@@ -100,6 +107,10 @@ class LanguageModelModule(LightningModule):
                 "set model.net.vocab_size=null to take it from the data."
             )
         self.net = hydra.utils.instantiate(cfg)
+        compile_net(self.net, self.hparams.get("compile"))
+
+    def configure_gradient_clipping(self, optimizer, gradient_clip_val=None, gradient_clip_algorithm=None):
+        clip_gradients(self, optimizer, gradient_clip_val, gradient_clip_algorithm)
 
     def setup(self, stage: str) -> None:
         dm = self._datamodule()
@@ -153,6 +164,30 @@ class LanguageModelModule(LightningModule):
         self._log_derived("test")
 
     # -- samples ----------------------------------------------------------------------------------------------
+    def _generate_ids(
+        self, prompt: str, max_new_tokens: int, temperature: float, top_k: int | None,
+        generator: torch.Generator | None,
+    ) -> tuple[list[int], list[int]]:  # fmt: skip
+        """(prompt ids, new ids); an empty prompt starts from token 0."""
+        if self.tokenizer is None:
+            raise ConfigError(
+                "This model has no tokenizer (the checkpoint holds none); cannot generate text."
+            )
+        try:
+            ids = self.tokenizer.encode(prompt) or [0]
+        except ConfigError as e:
+            raise ConfigError(f"prompt={prompt!r}: {e}") from None
+        device = next(self.net.parameters()).device
+        idx = torch.tensor([ids], dtype=torch.long, device=device)
+        was_training = self.net.training
+        self.net.eval()
+        with torch.no_grad():
+            out = self.net.generate(
+                idx, max_new_tokens, temperature=temperature, top_k=top_k, generator=generator
+            )
+        self.net.train(was_training)
+        return ids, out[0, len(ids) :].tolist()
+
     def generate_text(
         self,
         prompt: str,
@@ -166,24 +201,27 @@ class LanguageModelModule(LightningModule):
         Raises:
             ConfigError: no tokenizer, or prompt characters outside a char vocabulary (listed).
         """
-        if self.tokenizer is None:
-            raise ConfigError(
-                "This model has no tokenizer (the checkpoint holds none); cannot generate text."
-            )
-        try:
-            ids = self.tokenizer.encode(prompt) or [0]
-        except ConfigError as e:
-            raise ConfigError(f"prompt={prompt!r}: {e}") from None
         device = next(self.net.parameters()).device
         gen = torch.Generator(device=device).manual_seed(int(seed))
-        idx = torch.tensor([ids], dtype=torch.long, device=device)
-        was_training = self.net.training
-        self.net.eval()
-        out = self.net.generate(idx, max_new_tokens, temperature=temperature, top_k=top_k, generator=gen)
-        self.net.train(was_training)
-        return self.tokenizer.decode(out[0].tolist())
+        ids, new = self._generate_ids(prompt, max_new_tokens, temperature, top_k, gen)
+        return self.tokenizer.decode(ids + new)
+
+    def generate_sample(self, prompt: str = "", max_new_tokens: int = 200) -> str:
+        """Decoded continuation of ``prompt`` (``""`` = from token 0), without the prompt; the hook of the
+        ``media_text`` callback. Uses ``model.sample.temperature`` / ``top_k`` and torch's global RNG (the
+        callback seeds it).
+
+        Raises:
+            ConfigError: as :meth:`generate_text`.
+        """
+        cfg = self.hparams.sample or {}
+        _, new = self._generate_ids(
+            prompt, max_new_tokens, cfg.get("temperature", 1.0), cfg.get("top_k"), None
+        )
+        return self.tokenizer.decode(new)
 
     def _sample_text(self) -> None:
+        # Console feedback (also under logger=csv); loggers get samples from the media_text callback.
         cfg = self.hparams.sample
         if not cfg or not cfg.get("max_new_tokens") or self.tokenizer is None or self.global_rank != 0:
             return
@@ -194,12 +232,6 @@ class LanguageModelModule(LightningModule):
         self.last_sample = (int(self.global_step), text)
         self.samples.append(self.last_sample)
         log.info("Sample at step %d:\n%s", self.global_step, text)
-        for lg in self.loggers:
-            name = type(lg).__name__
-            if name == "WandbLogger":
-                lg.log_text(key="val/samples", columns=["step", "text"], data=[list(s) for s in self.samples])
-            elif name == "TensorBoardLogger":
-                lg.experiment.add_text("val/sample", f"```\n{text}\n```", self.global_step)
 
     # -- optimisation / checkpoint --------------------------------------------------------------------------------
     def configure_optimizers(self) -> dict[str, Any]:

@@ -5,6 +5,8 @@
 - :func:`start`: continue a W&B run when resuming from a checkpoint, start ``wandb.watch``.
 - :func:`finish`: close W&B runs (so each job of a multirun gets its own run).
 - :class:`WandbRunInCheckpoint`: store the W&B run id in every checkpoint.
+- :class:`ParamCountsAfterBuild`: re-log ``run.params`` once a module that builds its net in
+  ``configure_model`` (the language model) has it.
 """
 
 from __future__ import annotations
@@ -96,3 +98,19 @@ class WandbRunInCheckpoint(Callback):
             info = lg.checkpoint_info() if isinstance(lg, WandbLogger) else None
             if info:
                 checkpoint["wandb"] = info
+
+
+class ParamCountsAfterBuild(Callback):
+    """Re-sends ``hparams`` (as :func:`log_hyperparameters` returned them) with ``run.params`` counted again at
+    fit start, after ``configure_model`` built the net. Under FSDP/DeepSpeed ZeRO-3 the parameters are already
+    sharded then, so the counts are rank 0's shard."""
+
+    def __init__(self, hparams: dict[str, Any]) -> None:
+        self.hparams = hparams
+
+    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        params = self.hparams["run"]["params"]
+        params["total"] = sum(p.numel() for p in pl_module.parameters())
+        params["trainable"] = sum(p.numel() for p in pl_module.parameters() if p.requires_grad)
+        for lg in trainer.loggers:
+            lg.log_hyperparams(self.hparams)
