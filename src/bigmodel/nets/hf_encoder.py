@@ -10,6 +10,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from bigmodel.nets.transformer import pool_tokens
 from bigmodel.utils.errors import ConfigError
 
 
@@ -87,9 +88,4 @@ class HFEncoderClassifier(nn.Module):
         mask = x != self.pad_id
         mask[:, 0] = True
         h = self.encoder(input_ids=x, attention_mask=mask.long()).last_hidden_state
-        if self.pooling == "cls":
-            pooled = h[:, 0]
-        else:
-            m = mask.unsqueeze(-1).to(h.dtype)
-            pooled = (h * m).sum(1) / m.sum(1)
-        return self.head(self.drop(pooled))
+        return self.head(self.drop(pool_tokens(h, mask, self.pooling)))

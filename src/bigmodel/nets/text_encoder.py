@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from bigmodel.nets.transformer import TransformerStack, init_transformer_weights
+from bigmodel.nets.transformer import TransformerStack, init_transformer_weights, pool_tokens
 from bigmodel.utils.errors import ConfigError
 
 
@@ -69,9 +69,4 @@ class TextEncoderClassifier(nn.Module):
             mask = torch.cat([mask.new_ones(B, 1), mask], dim=1)
         h = self.drop(h + self.wpe(torch.arange(h.size(1), device=x.device)))
         h = self.encoder(h, key_padding_mask=mask)
-        if self.pooling == "cls":
-            pooled = h[:, 0]
-        else:
-            m = mask.unsqueeze(-1).to(h.dtype)
-            pooled = (h * m).sum(1) / m.sum(1)
-        return self.head(self.drop(pooled))
+        return self.head(self.drop(pool_tokens(h, mask, self.pooling)))

@@ -128,3 +128,14 @@ def init_transformer_weights(module: nn.Module, n_layer: int, std: float = 0.02)
                 nn.init.zeros_(m.bias)
         elif isinstance(m, nn.Embedding):
             nn.init.normal_(m.weight, mean=0.0, std=std)
+
+
+def pool_tokens(h: torch.Tensor, mask: torch.Tensor | None, pooling: str) -> torch.Tensor:
+    """Sequence representation from token states ``h`` ``(B, T, C)`` -> ``(B, C)``: the first token
+    (``cls``) or the mean over real tokens (``mean``; ``mask`` ``(B, T)`` bool, True = real token)."""
+    if pooling == "cls":
+        return h[:, 0]
+    if mask is None:
+        return h.mean(1)
+    m = mask.unsqueeze(-1).to(h.dtype)
+    return (h * m).sum(1) / m.sum(1)
