@@ -28,7 +28,9 @@ def test_gpt3_175b_training_flops_match_published(make_cfg):
 
 
 def test_flops_per_token_matches_torch_flop_counter(make_cfg):
-    cfg = make_cfg(["model=gpt_nano", "model.net.vocab_size=65", "model.net.block_size=256"], config_name="estimate")
+    cfg = make_cfg(
+        ["model=gpt_nano", "model.net.vocab_size=65", "model.net.block_size=256"], config_name="estimate"
+    )
     e = estimate(cfg)
     net = meta_net(cfg.model.net)
     B, T = 2, e["block_size"]
@@ -45,7 +47,14 @@ def _bytes(tensors) -> int:
 @pytest.mark.parametrize("precision, dtype", [("32-true", torch.float32), ("bf16-true", torch.bfloat16)])
 def test_state_bytes_equal_measured_adamw_on_cpu(make_cfg, precision, dtype):
     cfg = make_cfg(
-        ["model=gpt_nano", "model.net.vocab_size=65", "model.net.block_size=256", "model.net.n_layer=2", "model.net.n_embd=64", f"trainer.precision={precision}"],
+        [
+            "model=gpt_nano",
+            "model.net.vocab_size=65",
+            "model.net.block_size=256",
+            "model.net.n_layer=2",
+            "model.net.n_embd=64",
+            f"trainer.precision={precision}",
+        ],
         config_name="estimate",
     )
     e = estimate(cfg)
@@ -103,9 +112,19 @@ def test_bad_inputs_are_config_errors(make_cfg):
     with pytest.raises(ConfigError, match="model="):
         estimate(make_cfg([], config_name="estimate"))
     with pytest.raises(ConfigError, match="Unknown GPU"):
-        estimate(make_cfg(["model=gpt_nano", "model.net.vocab_size=65", "model.net.block_size=256", "estimate.gpu=V99"], config_name="estimate"))
+        estimate(
+            make_cfg(
+                ["model=gpt_nano", "model.net.vocab_size=65", "model.net.block_size=256", "estimate.gpu=V99"],
+                config_name="estimate",
+            )
+        )
     with pytest.raises(ConfigError, match="mfu"):
-        estimate(make_cfg(["model=gpt_nano", "model.net.vocab_size=65", "model.net.block_size=256", "estimate.mfu=40"], config_name="estimate"))
+        estimate(
+            make_cfg(
+                ["model=gpt_nano", "model.net.vocab_size=65", "model.net.block_size=256", "estimate.mfu=40"],
+                config_name="estimate",
+            )
+        )
 
 
 def test_cli_prints_table(tmp_path):

@@ -179,3 +179,21 @@ def test_ddp_cpu_two_processes_one_run_dir(tmp_path):
     assert 0.0 < m["test/acc"] <= 1.0
     # 2 ranks x 629 samples/rank / 64 per batch = 10 steps per epoch on each rank
     assert m["global_step"] == 2 * 10
+
+
+def test_resume_with_another_net_fails_clearly(make_cfg, tmp_path):
+    first = make_cfg([*QUIET, "trainer.max_epochs=1", "experiment=digits_mlp"])
+    train(first)
+    ckpt = Path(first.paths.output_dir) / "checkpoints" / "last.ckpt"
+    cfg = make_cfg([*QUIET, f"ckpt_path={ckpt}"])  # digits_cnn: SmallCNN, not BigMLP
+    with pytest.raises(
+        ConfigError, match=r"trained with net bigmodel.nets.mlp.BigMLP.*builds bigmodel.nets.cnn.SmallCNN"
+    ):
+        train(cfg)
+
+
+def test_eval_last_needs_experiment_name(make_cfg):
+    from bigmodel.eval import evaluate
+
+    with pytest.raises(ConfigError, match="experiment_name=NAME"):
+        evaluate(make_cfg(["ckpt_path=last"], config_name="eval"))

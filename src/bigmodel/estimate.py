@@ -64,7 +64,9 @@ def estimate(cfg: DictConfig) -> dict[str, Any]:
         ConfigError: no ``model.net`` config, an unknown GPU, an MFU outside (0, 1], or a bad precision.
     """
     if "net" not in cfg.model or not cfg.model.net:
-        raise ConfigError("bigmodel.estimate needs a net: pass model=NAME (e.g. model=gpt2_small) or experiment=NAME.")
+        raise ConfigError(
+            "bigmodel.estimate needs a net: pass model=NAME (e.g. model=gpt2_small) or experiment=NAME."
+        )
     net_cfg = OmegaConf.to_container(cfg.model.net, resolve=True)
     est = cfg.estimate
     # LM presets may leave these to the DataModule (filled in configure_model); the estimate needs numbers

@@ -6,6 +6,7 @@ experiment needs naming; ``+data.KEY=VALUE`` changes one data setting (e.g. ``+d
 from __future__ import annotations
 
 import logging
+import os
 import time
 import warnings
 from pathlib import Path
@@ -13,6 +14,7 @@ from typing import Any
 
 import hydra
 import lightning as L
+from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from bigmodel.utils.config import instantiate_group, print_config_tree
@@ -31,19 +33,22 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     """
     started = time.time()
     if not cfg.get("ckpt_path"):
-        raise ConfigError("bigmodel.eval needs a checkpoint: pass ckpt_path=<file.ckpt> (or ckpt_path=last).")
-    ckpt_path = resolve_ckpt_path(cfg.ckpt_path, cfg.paths.log_dir, cfg.get("experiment") or "")
+        raise ConfigError(
+            "bigmodel.eval needs a checkpoint: pass ckpt_path=<file.ckpt> (or ckpt_path=last experiment_name=NAME)."
+        )
+    ckpt_path = resolve_ckpt_path(cfg.ckpt_path, cfg.paths.log_dir, cfg.get("experiment_name") or "")
     checkpoint = load_checkpoint(ckpt_path)
     if "bigmodel" not in checkpoint:
         raise ConfigError(
             f"{ckpt_path} was not written by bigmodel.train: it has no 'bigmodel' config entry."
         )
     run_cfg = checkpoint["bigmodel"]["config"]
+    _use_training_data_dir(cfg, run_cfg.get("data_dir"))
     with open_dict(cfg):
         cfg.data = OmegaConf.merge(run_cfg["data"], cfg.get("data") or {})
         cfg.model = OmegaConf.merge(run_cfg["model"], cfg.get("model") or {})
         cfg.seed = run_cfg.get("seed", cfg.get("seed"))
-        cfg.experiment = run_cfg.get("task_name")
+        cfg.experiment_name = run_cfg.get("task_name")
     output_dir = Path(cfg.paths.output_dir)
     print_config_tree(cfg, save_dir=output_dir, show=cfg.extras.get("print_config", True))
     L.seed_everything(cfg.seed, workers=True)
@@ -58,11 +63,32 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
 
     metrics: dict[str, Any] = dict(trainer.callback_metrics)
     metrics.update(
-        ckpt_path=ckpt_path, experiment=cfg.experiment, seed=cfg.seed, wall_s=round(time.time() - started, 3)
+        ckpt_path=ckpt_path,
+        experiment=cfg.experiment_name,
+        seed=cfg.seed,
+        wall_s=round(time.time() - started, 3),
     )
     write_metrics(output_dir / "metrics.json", metrics)
     log.info("Run outputs: %s", output_dir)
     return metrics
+
+
+def _use_training_data_dir(cfg: DictConfig, train_data_dir: str | None) -> None:
+    """Evaluate on the data the run trained on: unless ``paths.data_dir`` (or ``$BIGMODEL_DATA_DIR``) is
+    given now, take the training run's data directory when it exists on this machine."""
+    given = any(o.startswith("paths.data_dir=") for o in HydraConfig.get().overrides.task)
+    if (
+        given
+        or os.environ.get("BIGMODEL_DATA_DIR")
+        or not train_data_dir
+        or not Path(train_data_dir).is_dir()
+    ):
+        return
+    if Path(train_data_dir).resolve() != Path(cfg.paths.data_dir).resolve():
+        log.info(
+            "Using the training run's data directory %s (override with paths.data_dir=...)", train_data_dir
+        )
+        cfg.paths.data_dir = train_data_dir
 
 
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="eval")

@@ -24,7 +24,7 @@ from bigmodel.utils import tracking
 from bigmodel.utils.batch import apply_batch_plan
 from bigmodel.utils.config import instantiate_group, print_config_tree, subset
 from bigmodel.utils.resolvers import CONFIG_DIR
-from bigmodel.utils.run import resolve_ckpt_path, write_metrics
+from bigmodel.utils.run import check_resume_compatible, resolve_ckpt_path, write_metrics
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +48,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     if L.fabric.utilities.rank_zero.rank_zero_only.rank == 0:
         print_config_tree(cfg, save_dir=output_dir, show=cfg.extras.get("print_config", True))
     ckpt_path = resolve_ckpt_path(cfg.get("ckpt_path"), cfg.paths.log_dir, cfg.task_name)
+    if ckpt_path:
+        check_resume_compatible(ckpt_path, cfg)
     L.seed_everything(cfg.seed, workers=True)
 
     log.info("Instantiating datamodule <%s>", cfg.data._target_)
@@ -56,7 +58,15 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     model: L.LightningModule = hydra.utils.instantiate(cfg.model, _recursive_=False)
 
     callbacks = instantiate_group(cfg.get("callbacks"), "callbacks")
-    callbacks += [MonitorCheck(), RunConfigInCheckpoint(subset(cfg, ["data", "model", "seed", "task_name"]))]
+    callbacks += [
+        MonitorCheck(),
+        RunConfigInCheckpoint(
+            {
+                **subset(cfg, ["data", "model", "seed", "task_name"]),
+                "data_dir": str(Path(cfg.paths.data_dir).resolve()),
+            }
+        ),
+    ]
     loggers = instantiate_group(cfg.get("logger"), "logger")
     callbacks += tracking.tracking_callbacks(loggers)
     log.info("Instantiating trainer <%s>", cfg.trainer._target_)

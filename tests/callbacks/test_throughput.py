@@ -25,7 +25,9 @@ def test_gpu_table_by_precision():
 
 
 def test_lm_batch_flops_match_formula(make_cfg):
-    cfg = make_cfg(["model=gpt_nano", "model.net.vocab_size=65", "model.net.block_size=256"], config_name="estimate")
+    cfg = make_cfg(
+        ["model=gpt_nano", "model.net.vocab_size=65", "model.net.block_size=256"], config_name="estimate"
+    )
     from bigmodel.estimate import estimate
 
     fpt = estimate(cfg)["flops_per_token"]

@@ -60,5 +60,7 @@ class DigitsDataModule(BaseDataModule):
         x = torch.tensor(digits.images, dtype=torch.float32).unsqueeze(1) / 16.0
         y = torch.tensor(digits.target, dtype=torch.long)
         train, val, test = stratified_split(y.numpy(), self.split_fractions, self.seed)
-        self.data_train, self.data_val, self.data_test = (TensorDataset(x[i], y[i]) for i in (train, val, test))
+        self.data_train, self.data_val, self.data_test = (
+            TensorDataset(x[i], y[i]) for i in (train, val, test)
+        )
         self.check_batch_size()

@@ -98,7 +98,9 @@ def scan_folder_splits(
         if not files:
             msg = f"Class folder {root / ('train' if has_split_dirs else '') / cls} holds no {list(extensions)} files"
             if not drop_empty_classes:
-                raise ConfigError(f"{msg}. Add files, remove the folder, or set data.drop_empty_classes=true.")
+                raise ConfigError(
+                    f"{msg}. Add files, remove the folder, or set data.drop_empty_classes=true."
+                )
             log.warning("%s; dropping class %r.", msg, cls)
             del train_files[cls]
     classes = sorted(train_files)

@@ -40,8 +40,12 @@ def print_config_tree(
 def instantiate_group(cfg: DictConfig | None, what: str) -> list[Any]:
     """Instantiate every ``_target_`` entry of a group like ``callbacks`` or ``logger``.
 
+    An entry without ``_target_`` is skipped with a warning: that is what is left when an experiment tunes a
+    callback (``callbacks.early_stopping.patience``) and a preset such as ``debug=fdr`` or ``callbacks=none``
+    removed the callback itself.
+
     Raises:
-        TypeError: an entry that is not a config with ``_target_``.
+        TypeError: an entry that is neither a config nor null.
     """
     out: list[Any] = []
     if not cfg:
@@ -49,8 +53,18 @@ def instantiate_group(cfg: DictConfig | None, what: str) -> list[Any]:
     for name, conf in cfg.items():
         if conf is None:
             continue
-        if not isinstance(conf, DictConfig) or "_target_" not in conf:
+        if not isinstance(conf, DictConfig):
             raise TypeError(f"{what}.{name} must be a config with a _target_, got {conf!r}.")
+        if "_target_" not in conf:
+            log.warning(
+                "Skipping %s.%s: it has settings %s but no _target_ (the %s preset in use does not "
+                "include it).",
+                what,
+                name,
+                dict(conf),
+                what,
+            )
+            continue
         log.info("Instantiating %s.%s <%s>", what, name, conf._target_)
         out.append(hydra.utils.instantiate(conf))
     return out

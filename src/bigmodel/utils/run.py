@@ -26,6 +26,11 @@ def resolve_ckpt_path(ckpt_path: str | None, log_dir: str | Path, task_name: str
     if ckpt_path in (None, "", "null"):
         return None
     if ckpt_path == "last":
+        if not task_name:
+            raise ConfigError(
+                "ckpt_path=last needs the experiment whose newest last.ckpt to use: add experiment_name=NAME "
+                "(e.g. experiment_name=digits_cnn), or pass ckpt_path=<file.ckpt>."
+            )
         pattern = Path(log_dir) / task_name / "runs" / "*" / "checkpoints" / "last.ckpt"
         found = sorted(
             (p for p in Path(log_dir).glob(str(pattern.relative_to(log_dir))) if _is_checkpoint(p)),
@@ -55,6 +60,28 @@ def _is_checkpoint(path: Path) -> bool:
 # Lightning's FSDP writes a sharded checkpoint as a folder of shards plus this file with everything else
 # (hyper-parameters, our "bigmodel" config, loop state).
 SHARDED_METADATA = "meta.pt"
+
+
+def check_resume_compatible(ckpt_path: str | Path, cfg: Any) -> None:
+    """Fail with a clear message, before anything is built, when the checkpoint's net is another class than
+    the configured one (e.g. ``ckpt_path=last`` picked a run trained with ``net=big_mlp``). Sharded
+    (folder) checkpoints are not checked.
+
+    Raises:
+        ConfigError: naming both nets and the fix.
+    """
+    if not Path(ckpt_path).is_file():
+        return
+    ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=True, mmap=True)
+    old = (ckpt.get("hyper_parameters") or {}).get("net") or {}
+    new = cfg.model.get("net") if "model" in cfg else None
+    old_t, new_t = old.get("_target_"), (new or {}).get("_target_")
+    if old_t and new_t and old_t != new_t:
+        raise ConfigError(
+            f"Cannot resume from {ckpt_path}: it was trained with net {old_t}, but this config builds {new_t}. "
+            "Pass the same net/model overrides as the run that wrote it (see its .hydra/overrides.yaml), "
+            "or pass ckpt_path=<file> of a matching run."
+        )
 
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
