@@ -16,6 +16,7 @@ from pathlib import Path
 
 from torch.hub import download_url_to_file
 
+from bigmodel.data.download import sha256_file
 from bigmodel.utils.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -39,14 +40,6 @@ def recordings_manifest_sha256(folder: Path, prefix: str = "fsdd/recordings") ->
     for path in sorted(folder.glob("*.wav"), key=lambda p: p.name.encode()):
         lines.append(f"{hashlib.sha256(path.read_bytes()).hexdigest()}  {prefix}/{path.name}\n")
     return hashlib.sha256("".join(lines).encode()).hexdigest()
-
-
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _has_wavs(folder: Path) -> bool:
@@ -138,7 +131,7 @@ def find_speech_commands(data_dir: Path, cache_dir: Path | None, download: bool)
             download_url_to_file(SPEECH_COMMANDS_URL, str(archive), hash_prefix=SPEECH_COMMANDS_SHA256)
         except Exception as e:
             raise ConfigError(f"Speech Commands v0.02 not found and the download failed ({e}). {how}") from e
-    got = file_sha256(archive)
+    got = sha256_file(archive)
     if got != SPEECH_COMMANDS_SHA256:
         raise ConfigError(
             f"{archive} has sha256 {got}, expected {SPEECH_COMMANDS_SHA256}. Delete it and retry. {how}"
