@@ -9,21 +9,13 @@ import hydra
 import torch
 import torch.nn.functional as F
 from lightning import LightningModule
-from omegaconf import DictConfig, OmegaConf
 from torchmetrics import MaxMetric, MeanMetric
 from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
 
 from bigmodel.models.optim import build_optimizer, build_scheduler
 from bigmodel.utils.compile import compile_net
+from bigmodel.utils.config import to_plain
 from bigmodel.utils.strategies import clip_gradients
-
-
-def to_plain(cfg: Any) -> Any:
-    """A DictConfig/ListConfig as plain dicts/lists (resolved), so checkpoints hold no OmegaConf classes
-    and load with ``torch.load(weights_only=True)``."""
-    if isinstance(cfg, DictConfig) or OmegaConf.is_list(cfg):
-        return OmegaConf.to_container(cfg, resolve=True)
-    return cfg
 
 
 class ClassificationModule(LightningModule):

@@ -13,9 +13,9 @@ from lightning import LightningModule
 from torchmetrics import MeanMetric, MinMetric
 
 from bigmodel.data.tokenizers import Tokenizer, tokenizer_from_dict
-from bigmodel.models.classification import to_plain
 from bigmodel.models.optim import build_optimizer, build_scheduler, decay_param_groups
 from bigmodel.utils.compile import compile_net
+from bigmodel.utils.config import to_plain
 from bigmodel.utils.errors import ConfigError
 from bigmodel.utils.strategies import clip_gradients
 

@@ -70,6 +70,14 @@ def instantiate_group(cfg: DictConfig | None, what: str) -> list[Any]:
     return out
 
 
+def to_plain(cfg: Any) -> Any:
+    """A DictConfig/ListConfig as plain dicts/lists (resolved), so checkpoints hold no OmegaConf classes
+    and load with ``torch.load(weights_only=True)``; anything else is returned as it is."""
+    if isinstance(cfg, DictConfig) or OmegaConf.is_list(cfg):
+        return OmegaConf.to_container(cfg, resolve=True)
+    return cfg
+
+
 def subset(cfg: DictConfig, keys: Sequence[str]) -> dict[str, Any]:
     """The given top-level keys of ``cfg`` as an unresolved plain dict."""
     return {
