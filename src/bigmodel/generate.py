@@ -14,8 +14,8 @@ import hydra
 import torch
 from omegaconf import DictConfig
 
-from bigmodel.data.tokenizers import tokenizer_from_dict
 from bigmodel.models.language_model import LanguageModelModule
+from bigmodel.tokenizers import tokenizer_from_dict
 from bigmodel.utils.errors import ConfigError
 from bigmodel.utils.resolvers import CONFIG_DIR
 from bigmodel.utils.run import load_checkpoint, resolve_ckpt_path

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import io
 import logging
 import os
 import tarfile
+import urllib.request
 import zipfile
 from pathlib import Path
 
@@ -19,7 +21,7 @@ from bigmodel.data.audio_io import BadAudioError, decode_audio, fit_clip, pad_co
 from bigmodel.data.folders import BadFileError
 from bigmodel.utils.errors import ConfigError
 from bigmodel.utils.resolvers import PROJECT_ROOT
-from tests.data.audio_testfiles import BAD_KINDS, fsdd_folder, tone, write_bad
+from tests.helpers.audio_files import BAD_KINDS, fsdd_folder, tone, write_bad
 
 
 @pytest.fixture(scope="module")
@@ -102,10 +104,10 @@ def test_fsdd_offline_error_names_url_path_checksum(tmp_path, monkeypatch):
     assert audio_download.FSDD_URL in msg and audio_download.FSDD_RECORDINGS_SHA256 in msg
     assert str(tmp_path / "data" / "fsdd" / "recordings") in msg
 
-    def no_network(url, dst, **kw):
+    def no_network(url, **kw):
         raise OSError("network is unreachable")
 
-    monkeypatch.setattr(audio_download, "download_url_to_file", no_network)
+    monkeypatch.setattr(urllib.request, "urlopen", no_network)
     with pytest.raises(ConfigError, match="download failed.*network is unreachable.*github.com"):
         SpokenDigitsDataModule(
             str(tmp_path / "data"), cache_dir=str(tmp_path / "cache"), download=True
@@ -113,11 +115,13 @@ def test_fsdd_offline_error_names_url_path_checksum(tmp_path, monkeypatch):
 
 
 def test_fsdd_download_is_verified(tmp_path, monkeypatch, shared_data):
-    def fake_download(url, dst, **kw):  # an archive with too few recordings: the manifest hash differs
-        with zipfile.ZipFile(dst, "w") as zf:
+    def fake_download(url, **kw):  # an archive with too few recordings: the manifest hash differs
+        buf = io.BytesIO()
+        with zipfile.ZipFile(buf, "w") as zf:
             zf.write(shared_data / "fsdd/recordings/0_theo_0.wav", "fsdd-x/recordings/0_theo_0.wav")
+        return io.BytesIO(buf.getvalue())
 
-    monkeypatch.setattr(audio_download, "download_url_to_file", fake_download)
+    monkeypatch.setattr(urllib.request, "urlopen", fake_download)
     with pytest.raises(ConfigError, match="manifest sha256"):
         SpokenDigitsDataModule(str(tmp_path / "data"), cache_dir=str(tmp_path / "cache")).setup()
     assert not (tmp_path / "data").exists()  # nothing written into data_dir
@@ -169,10 +173,10 @@ def test_speech_commands_offline_error_names_archive(tmp_path, monkeypatch):
     assert audio_download.SPEECH_COMMANDS_URL in msg and audio_download.SPEECH_COMMANDS_SHA256 in msg
     assert str(tmp_path / "data" / "speech_commands" / "speech_commands_v0.02.tar.gz") in msg
 
-    def no_network(url, dst, **kw):
+    def no_network(url, **kw):
         raise OSError("no route to host")
 
-    monkeypatch.setattr(audio_download, "download_url_to_file", no_network)
+    monkeypatch.setattr(urllib.request, "urlopen", no_network)
     with pytest.raises(ConfigError, match="download failed.*no route to host.*speech_commands_v0.02.tar.gz"):
         SpeechCommandsDataModule(str(tmp_path / "data"), cache_dir=str(tmp_path / "cache")).setup()
 

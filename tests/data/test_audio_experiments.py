@@ -15,7 +15,7 @@ from bigmodel.eval import evaluate
 from bigmodel.train import train
 from bigmodel.utils.errors import ConfigError
 from tests.conftest import QUIET
-from tests.data.audio_testfiles import fsdd_folder
+from tests.helpers.audio_files import fsdd_folder
 
 AUDIO_EXPERIMENTS = [
     "spoken_digits_cnn",

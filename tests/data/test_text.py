@@ -10,7 +10,7 @@ import pytest
 
 from bigmodel.data.folders import BadFileError
 from bigmodel.data.text import ShakespeareDataModule, TextFileDataModule
-from bigmodel.data.tokenizers import CharTokenizer
+from bigmodel.tokenizers import CharTokenizer
 from bigmodel.utils.errors import ConfigError
 
 CORPUS = "".join(f"Line {i}: to be or not to be, that is the question.\n" for i in range(200))
@@ -31,7 +31,7 @@ def test_memmap_windows_are_shifted_slices_of_the_corpus(tmp_path):
     assert list((tmp_path / "cache").rglob("tokens_*.bin"))  # cached outside the data folder
     assert not [p for p in (tmp_path / "corpus").iterdir() if p.name != "a.txt"]
     tok = dm.tokenizer
-    assert dm.vocab_size == len(set(CORPUS)) and dm.num_tokens == len(CORPUS)
+    assert dm.vocab_size == len(set(CORPUS)) and len(dm.tokens) == len(CORPUS)
     n_train = len(CORPUS) - int(len(CORPUS) * 0.1)
     x, y = dm.data_train[123]
     assert x.shape == y.shape == (16,) and x.dtype.is_floating_point is False
@@ -52,7 +52,7 @@ def test_second_setup_reuses_the_cache(tmp_path, monkeypatch):
     dm = TextFileDataModule(path=str(first.path), cache_dir=str(tmp_path / "cache"), block_size=16)
     monkeypatch.setattr(dm, "_texts", lambda files: pytest.fail("corpus re-read although cached"))
     dm.setup()
-    assert dm.num_tokens == len(CORPUS)
+    assert len(dm.tokens) == len(CORPUS)
 
 
 def test_checkpoint_tokenizer_replaces_a_rebuilt_one(tmp_path):
@@ -103,7 +103,7 @@ def test_bpe_corpus_folder(tmp_path):
     (tmp_path / "corpus" / "b.md").write_text(CORPUS.upper())
     dm = make_dm(tmp_path, tokenizer={"kind": "bpe", "vocab_size": 320}, extensions=["txt", "md"])
     dm.setup()
-    assert 256 < dm.vocab_size <= 320 and dm.num_tokens < len(CORPUS)  # 2 files, > 2 bytes per token
+    assert 256 < dm.vocab_size <= 320 and len(dm.tokens) < len(CORPUS)  # 2 files, > 2 bytes per token
     assert dm.tokenizer.decode(dm.tokens.tolist()) == CORPUS + CORPUS.upper()  # files in sorted order
     assert dm.state_dict()["tokenizer"]["kind"] == "bpe"
 
@@ -113,7 +113,7 @@ def test_shakespeare_from_shared_data(shared_data, tmp_path):
         data_dir=str(shared_data), cache_dir=str(tmp_path), block_size=64, download=False
     )
     dm.setup()
-    assert dm.vocab_size == 65 and dm.num_tokens == 1_115_394
+    assert dm.vocab_size == 65 and len(dm.tokens) == 1_115_394
     assert len(dm.data_train) == 1_115_394 - 111_539 - 64
     assert dm.tokenizer.decode(dm.data_train[0][0].tolist()).startswith("First Citizen:")
 

@@ -125,7 +125,6 @@ def test_validation_sample_is_exposed_for_callbacks(make_cfg, tmp_path):
                       enable_progress_bar=False, num_sanity_val_steps=0)  # fmt: skip
     trainer.fit(module, dm)
     assert seen == [module.last_sample] and seen[0][0] == 2 and seen[0][1].startswith("ROMEO:")
-    assert module.samples == seen
     # the media_text callback got its text from generate_sample: the continuation only, 7 chars
     [(step, _, prompt, sample)] = media.rows
     assert (step, prompt) == (2, "ROMEO:") and len(sample) == 7 and not sample.startswith("ROMEO:")

@@ -74,14 +74,6 @@ class AudioDataModule(BaseDataModule):
         """``{"train"|"val"|"test": [(path, label), ...]}`` and the class names."""
         raise NotImplementedError
 
-    def _check_num_classes(self, classes: Sequence[str], where: str) -> None:
-        if self.num_classes is not None and self.num_classes != len(classes):
-            raise ConfigError(
-                f"data.num_classes={self.num_classes}, but {where} has {len(classes)} classes "
-                f"({list(classes)[:10]}{' ...' if len(classes) > 10 else ''}); set data.num_classes={len(classes)}."
-            )
-        self.num_classes = len(classes)
-
     def setup(self, stage: str | None = None) -> None:
         if self.data_train is not None:
             return
@@ -160,7 +152,7 @@ class SpokenDigitsDataModule(AudioDataModule):
             raise ConfigError(f"data.split={split!r} is not one of: standard (takes 0-4 test), speaker.")
         if not 0 < val_fraction < 1:
             raise ConfigError(f"data.val_fraction={val_fraction} must be in (0, 1).")
-        self._check_num_classes(self.classes, "FSDD")
+        self.check_num_classes(self.classes, "FSDD")
         self.data_dir, self.cache_dir = Path(data_dir), Path(cache_dir) if cache_dir else None
         self.split, self.test_speaker, self.val_fraction, self.download = (
             split,
@@ -231,7 +223,7 @@ class SpeechCommandsDataModule(AudioDataModule):
     def _split_items(self) -> tuple[dict[str, Items], list[str]]:
         root = find_speech_commands(self.data_dir, self.cache_dir, self.download)
         classes = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith(("_", ".")))
-        self._check_num_classes(classes, str(root))
+        self.check_num_classes(classes, str(root))
         idx = {c: i for i, c in enumerate(classes)}
         lists = {}
         for split, name in (("val", "validation_list.txt"), ("test", "testing_list.txt")):
@@ -281,5 +273,5 @@ class AudioFolderDataModule(AudioDataModule):
         splits, classes = scan_folder_splits(
             self.root, self.extensions, self.split_fractions, self.seed, self.drop_empty_classes
         )
-        self._check_num_classes(classes, str(self.root))
+        self.check_num_classes(classes, str(self.root))
         return {k: list(zip(p, y, strict=True)) for k, (p, y) in splits.items()}, classes

@@ -14,9 +14,7 @@ import tarfile
 import zipfile
 from pathlib import Path
 
-from torch.hub import download_url_to_file
-
-from bigmodel.data.download import sha256_file
+from bigmodel.data.download import fetch, verify_sha256
 from bigmodel.utils.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -68,11 +66,9 @@ def find_fsdd(data_dir: Path, cache_dir: Path | None, download: bool) -> Path:
         raise ConfigError(
             f"Free Spoken Digit Dataset not found at {local} (data.download=false or no cache_dir). {how}"
         )
+    # GitHub archives are not byte-stable: no archive checksum, the extracted recordings are verified below
+    archive = fetch(FSDD_URL, cached.parent / f"fsdd-{FSDD_COMMIT[:12]}.zip", None, local, how=f"FSDD: {how}")
     try:
-        cached.parent.mkdir(parents=True, exist_ok=True)
-        archive = cached.parent / f"fsdd-{FSDD_COMMIT[:12]}.zip"
-        log.info("Downloading FSDD from %s to %s", FSDD_URL, archive)
-        download_url_to_file(FSDD_URL, str(archive), progress=False)
         tmp = cached.with_name("recordings.partial")
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir()
@@ -80,10 +76,9 @@ def find_fsdd(data_dir: Path, cache_dir: Path | None, download: bool) -> Path:
             for name in zf.namelist():
                 if "/recordings/" in name and name.endswith(".wav"):
                     (tmp / Path(name).name).write_bytes(zf.read(name))
-    except Exception as e:  # no network, proxy, disk full, ...: say what to do instead
-        raise ConfigError(
-            f"Free Spoken Digit Dataset not found at {local} and the download failed ({e}). {how}"
-        ) from e
+    except (OSError, zipfile.BadZipFile) as e:  # a truncated archive, disk full, ...: say what to do instead
+        archive.unlink(missing_ok=True)
+        raise ConfigError(f"The FSDD archive {archive} could not be extracted ({e}). {how}") from e
     got = recordings_manifest_sha256(tmp)
     if got != FSDD_RECORDINGS_SHA256:
         raise ConfigError(
@@ -121,21 +116,15 @@ def find_speech_commands(data_dir: Path, cache_dir: Path | None, download: bool)
         p for p in (local / SPEECH_COMMANDS_ARCHIVE, cache / SPEECH_COMMANDS_ARCHIVE if cache else None) if p
     ]
     archive = next((p for p in archives if p.is_file()), None)
-    if archive is None:
-        if not download or cache is None:
-            raise ConfigError(f"Speech Commands v0.02 not found (data.download=false or no cache_dir). {how}")
-        archive = cache / SPEECH_COMMANDS_ARCHIVE
-        try:
-            cache.mkdir(parents=True, exist_ok=True)
-            log.info("Downloading Speech Commands v0.02 from %s to %s", SPEECH_COMMANDS_URL, archive)
-            download_url_to_file(SPEECH_COMMANDS_URL, str(archive), hash_prefix=SPEECH_COMMANDS_SHA256)
-        except Exception as e:
-            raise ConfigError(f"Speech Commands v0.02 not found and the download failed ({e}). {how}") from e
-    got = sha256_file(archive)
-    if got != SPEECH_COMMANDS_SHA256:
-        raise ConfigError(
-            f"{archive} has sha256 {got}, expected {SPEECH_COMMANDS_SHA256}. Delete it and retry. {how}"
-        )
+    if archive is not None:  # a local or earlier copy: verified, never deleted here
+        verify_sha256(archive, SPEECH_COMMANDS_SHA256, f"Delete it and retry. {how}")
+    elif not download or cache is None:
+        raise ConfigError(f"Speech Commands v0.02 not found (data.download=false or no cache_dir). {how}")
+    else:
+        archive = fetch(
+            SPEECH_COMMANDS_URL, cache / SPEECH_COMMANDS_ARCHIVE, SPEECH_COMMANDS_SHA256,
+            local / SPEECH_COMMANDS_ARCHIVE, how=f"Speech Commands v0.02: {how}",
+        )  # fmt: skip
     if extracted is None:
         raise ConfigError(f"Found {archive} but no paths.cache_dir to extract it into; set paths.cache_dir.")
     tmp = extracted.with_name("speech_commands_v0.02.partial")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -20,8 +21,9 @@ class BaseDataModule(LightningDataModule):
         batch_size: micro batch size, samples per device per forward/backward (older name of
             ``micro_batch_size``).
         micro_batch_size: when set, replaces ``batch_size``.
-        global_batch_size: samples per optimizer step over all devices; only recorded here, the
-            accumulation it implies is derived by ``bigmodel.utils.batch.apply_batch_plan``.
+        global_batch_size: samples per optimizer step over all devices. Accepted (the data configs carry
+            it) but not used here: ``bigmodel.utils.batch.apply_batch_plan`` reads it from the config and
+            derives the gradient accumulation before the DataModule exists.
         num_workers: DataLoader worker processes (0 loads in the main process).
         pin_memory: page-locked host memory, useful only with a GPU.
         persistent_workers: keep workers alive between epochs (needs ``num_workers > 0``).
@@ -29,8 +31,11 @@ class BaseDataModule(LightningDataModule):
         seed: seed of the deterministic split.
 
     Raises:
-        ConfigError: in ``setup`` when ``drop_last`` would leave zero training batches.
+        ConfigError: in ``setup`` when ``drop_last`` would leave zero training batches, or (in
+            :meth:`check_num_classes`) a ``num_classes`` that does not match the data.
     """
+
+    num_classes: int | None = None  # set by classification DataModules; see check_num_classes
 
     def __init__(
         self,
@@ -41,12 +46,11 @@ class BaseDataModule(LightningDataModule):
         drop_last: bool = False,
         seed: int = 42,
         micro_batch_size: int | None = None,
-        global_batch_size: int | None = None,
+        global_batch_size: int | None = None,  # noqa: ARG002 - read from the config by apply_batch_plan
     ) -> None:
         super().__init__()
         if micro_batch_size is not None:
             batch_size = micro_batch_size
-        self.global_batch_size = global_batch_size
         if batch_size < 1:
             raise ConfigError(f"data.batch_size={batch_size} must be >= 1.")
         self.batch_size = batch_size
@@ -68,6 +72,21 @@ class BaseDataModule(LightningDataModule):
                 "data.drop_last=true, so an epoch would have zero batches. Lower data.batch_size "
                 f"to at most {n}, or set data.drop_last=false."
             )
+
+    def check_num_classes(self, classes: Sequence[str], where: str) -> None:
+        """Check the configured ``num_classes`` (``None``: not set) against the ``classes`` found in
+        ``where`` (a file, folder or dataset name), then set it to ``len(classes)``.
+
+        Raises:
+            ConfigError: a configured ``num_classes`` other than ``len(classes)``, naming both and the fix.
+        """
+        if self.num_classes is not None and self.num_classes != len(classes):
+            shown = f"{list(classes)[:10]}{' ...' if len(classes) > 10 else ''}"
+            raise ConfigError(
+                f"data.num_classes={self.num_classes}, but {where} has {len(classes)} classes {shown}; "
+                f"set data.num_classes={len(classes)}."
+            )
+        self.num_classes = len(classes)
 
     def _loader(self, dataset: Dataset | None, train: bool, **kwargs: Any) -> DataLoader:
         if dataset is None:

@@ -11,12 +11,10 @@ import logging
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-from bigmodel.data.splits import stratified_split
+from bigmodel.data.splits import carve_missing_splits
 from bigmodel.utils.errors import ConfigError
 
 log = logging.getLogger(__name__)
-
-SPLITS = ("train", "val", "test")
 
 
 class BadFileError(ValueError):
@@ -127,13 +125,6 @@ def scan_folder_splits(
     for s, where in given.items():
         out[s] = flatten(list_class_files(where, extensions), where)
     missing = [s for s in ("val", "test") if s not in given]
-    if missing:
-        fr = {"train": fractions[0], "val": fractions[1], "test": fractions[2]}
-        names = ["train", *missing]
-        total = sum(fr[n] for n in names)
-        parts = stratified_split(labels, [fr[n] / total for n in names], seed)
-        for name, idx in zip(names, parts, strict=True):
-            out[name] = ([paths[i] for i in idx], [labels[i] for i in idx])
-    else:
-        out["train"] = (paths, labels)
+    for name, idx in carve_missing_splits(labels, missing, fractions, seed).items():
+        out[name] = ([paths[i] for i in idx], [labels[i] for i in idx])
     return out, classes

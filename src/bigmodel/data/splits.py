@@ -50,3 +50,44 @@ def stratified_split(labels: Sequence[int], fractions: Sequence[float], seed: in
             parts[p].extend(idx[start : start + size].tolist())
             start += size
     return [np.sort(np.asarray(p, dtype=np.int64)) for p in parts]
+
+
+def carve_missing_splits(
+    labels: Sequence[int], missing: Sequence[str], fractions: Sequence[float], seed: int
+) -> dict[str, np.ndarray]:
+    """Split a training pool into ``train`` plus the ``missing`` ones of ``val``/``test`` (those the
+    dataset did not provide as files or folders), stratified and seeded.
+
+    The train/val/test ``fractions`` of the parts being made are renormalised to sum to 1: with
+    ``fractions=(0.8, 0.1, 0.1)`` and only ``test`` missing, train keeps 8/9 of the pool and test 1/9.
+
+    Args:
+        labels: class id per pool item, shape ``(N,)``.
+        missing: the splits to carve, a subset of ``("val", "test")``; empty keeps the whole pool as train.
+        fractions: ``data.split_fractions``, three values for train/val/test.
+        seed: split seed.
+
+    Returns:
+        ``{"train": idx, <each missing split>: idx}``, sorted index arrays into ``labels``.
+
+    Raises:
+        ConfigError: not three fractions, or fractions of the carved parts summing to 0.
+        ValueError: a ``missing`` name other than ``val``/``test`` (a programming error).
+    """
+    labels = np.asarray(labels)
+    if not missing:
+        return {"train": np.arange(len(labels), dtype=np.int64)}
+    if len(fractions) != 3:
+        raise ConfigError(
+            f"data.split_fractions={list(fractions)} needs three values (train, val, test), e.g. [0.8, 0.1, 0.1]."
+        )
+    unknown = sorted(set(missing) - {"val", "test"})
+    if unknown:
+        raise ValueError(f"carve_missing_splits: missing={list(missing)} may hold only 'val' and 'test'.")
+    fr = dict(zip(("train", "val", "test"), fractions, strict=True))
+    names = ["train", *missing]
+    total = sum(fr[n] for n in names)
+    if total <= 0:
+        raise ConfigError(f"data.split_fractions={list(fractions)} gives no share to the splits {names}.")
+    parts = stratified_split(labels, [fr[n] / total for n in names], seed)
+    return dict(zip(names, parts, strict=True))

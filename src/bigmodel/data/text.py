@@ -16,7 +16,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -29,16 +28,16 @@ from bigmodel.data.base import BaseDataModule
 from bigmodel.data.download import fetch, sha256_file
 from bigmodel.data.folders import BadFileHandler
 from bigmodel.data.text_io import decode_utf8
-from bigmodel.data.tokenizers import (
+from bigmodel.tokenizers import (
     Tokenizer,
-    build_tokenizer,
+    cached_tokenizer,
     iter_chunks,
     save_in_run_dir,
-    save_tokenizer,
     tokenizer_digest,
+    tokenizer_from_dict,
 )
-from bigmodel.data.tokenizers import tokenizer_from_dict as _from_dict
 from bigmodel.utils.errors import ConfigError
+from bigmodel.utils.io import atomic_write
 
 log = logging.getLogger(__name__)
 
@@ -74,8 +73,8 @@ class LMDataModule(BaseDataModule):
         on_bad_file: ``warn`` replaces invalid UTF-8 bytes (naming file and offset); ``error`` raises.
         **kwargs: loader settings, see :class:`BaseDataModule`.
 
-    Attributes set by ``setup``: ``tokenizer``, ``vocab_size`` (read by the LM module when
-    ``model.net.vocab_size`` is null), ``num_tokens``.
+    Attributes set by ``setup``: ``tokenizer``, ``tokens`` (the memory-mapped token array) and
+    ``vocab_size`` (read by the LM module when ``model.net.vocab_size`` is null).
 
     Raises:
         ConfigError: an empty or whitespace-only corpus, or a split shorter than ``block_size + 1`` tokens.
@@ -131,20 +130,14 @@ class LMDataModule(BaseDataModule):
         return self.cache_root / "text_lm" / f"{self.name}_{self._fingerprint(files)}"
 
     def _get_tokenizer(self, files: list[Path], cache: Path) -> Tokenizer:
-        cfg = self.tokenizer_cfg
-        if cfg.get("path"):
-            return build_tokenizer(cfg.get("kind", "char"), path=cfg["path"])
-        key = hashlib.sha256(json.dumps(cfg, sort_keys=True).encode()).hexdigest()[:12]
-        saved = cache / f"tokenizer_{key}.json"
-        if saved.is_file():
-            return build_tokenizer(cfg.get("kind", "char"), path=str(saved))
-        chunks = (c for text in self._texts(files) for c in iter_chunks(text))
-        tok = build_tokenizer(cfg.get("kind", "char"), chunks, cfg.get("vocab_size"))
-        cache.mkdir(parents=True, exist_ok=True)
-        tmp = saved.with_suffix(f".{os.getpid()}.tmp")
-        save_tokenizer(tok, tmp)
-        tmp.replace(saved)
-        return tok
+        # the cache folder is already keyed on the corpus files; the name adds the tokenizer settings
+        key = hashlib.sha256(json.dumps(self.tokenizer_cfg, sort_keys=True).encode()).hexdigest()[:12]
+        return cached_tokenizer(
+            self.tokenizer_cfg,
+            lambda: (c for text in self._texts(files) for c in iter_chunks(text)),
+            cache / f"tokenizer_{key}.json",
+            default_kind="char",
+        )
 
     def _encode(self, files: list[Path], cache: Path, tok: Tokenizer) -> np.ndarray:
         """Encode the corpus once into ``tokens_<tokenizer>.bin`` and memory-map it."""
@@ -152,16 +145,15 @@ class LMDataModule(BaseDataModule):
         out = cache / f"tokens_{tokenizer_digest(tok)}.bin"
         meta = out.with_suffix(".json")
         if not (out.is_file() and meta.is_file()):
-            cache.mkdir(parents=True, exist_ok=True)
-            tmp = out.with_suffix(f".{os.getpid()}.tmp")
             has_text = False
-            with open(tmp, "wb") as f:
+            with atomic_write(out, "wb") as f:
                 for text in self._texts(files):
                     for chunk in iter_chunks(text):
                         has_text = has_text or bool(chunk.strip())
                         np.asarray(tok.encode(chunk), dtype=dtype).tofile(f)
-            tmp.replace(out)
-            meta.write_text(json.dumps({"has_text": has_text, "files": [str(p) for p in files[:100]]}))
+            # written after the token file, so a present meta always describes a complete one
+            with atomic_write(meta, "w") as f:
+                f.write(json.dumps({"has_text": has_text, "files": [str(p) for p in files[:100]]}))
             log.info("Encoded %s into %s", self.name, out)
         self._has_text = json.loads(meta.read_text())["has_text"]
         if out.stat().st_size == 0:
@@ -197,7 +189,7 @@ class LMDataModule(BaseDataModule):
                     f"than data.block_size + 1 = {self.block_size + 1}. Lower data.block_size, lower "
                     "data.val_fraction, or use a longer corpus."
                 )
-        self.tokenizer, self.tokens, self.num_tokens = tok, tokens, len(tokens)
+        self.tokenizer, self.tokens = tok, tokens
         train, val = tokens[:n_train], tokens[n_train:]
         self.data_train = TokenWindows(train, self.block_size)
         n_windows = (len(val) - 1) // self.block_size
@@ -235,7 +227,7 @@ class LMDataModule(BaseDataModule):
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         if "tokenizer" in state and self.tokenizer is not None:
-            tok = _from_dict(state["tokenizer"])
+            tok = tokenizer_from_dict(state["tokenizer"])
             if tokenizer_digest(tok) != tokenizer_digest(self.tokenizer):
                 log.info("Using the checkpoint's tokenizer; re-encoding %s.", self.name)
                 self._use_tokenizer(tok, self.corpus_files())

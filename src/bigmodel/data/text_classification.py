@@ -17,7 +17,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import zipfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -29,16 +28,11 @@ from torch.utils.data import DataLoader
 
 from bigmodel.data.base import BaseDataModule
 from bigmodel.data.download import fetch
-from bigmodel.data.splits import stratified_split
+from bigmodel.data.splits import carve_missing_splits
 from bigmodel.data.text_io import read_table
-from bigmodel.data.tokenizers import (
-    Tokenizer,
-    build_tokenizer,
-    save_in_run_dir,
-    save_tokenizer,
-    tokenizer_from_dict,
-)
+from bigmodel.tokenizers import Tokenizer, cached_tokenizer, save_in_run_dir, tokenizer_from_dict
 from bigmodel.utils.errors import ConfigError
+from bigmodel.utils.resolvers import minilm_path
 
 log = logging.getLogger(__name__)
 
@@ -128,11 +122,7 @@ class TextClassificationDataModule(BaseDataModule):
         texts, labels = tables["train"]
         values = self.label_values or sorted(set(labels))
         index = {v: i for i, v in enumerate(values)}
-        if self.num_classes is not None and self.num_classes != len(values):
-            raise ConfigError(
-                f"data.num_classes={self.num_classes}, but {self.files['train']} has {len(values)} classes {values}."
-            )
-        self.num_classes = len(values)
+        self.check_num_classes(values, str(self.files["train"]))
         self.classes = list(self.class_names or values)
 
         def ids(split: str, labs: list[str]) -> list[int]:
@@ -143,14 +133,7 @@ class TextClassificationDataModule(BaseDataModule):
 
         y = np.asarray(ids("train", labels))
         missing = [s for s in ("val", "test") if tables[s] is None]
-        parts = {"train": np.arange(len(y))}
-        if missing:
-            names = ["train", *missing]
-            fr = dict(zip(("train", "val", "test"), self.split_fractions, strict=True))
-            total = sum(fr[n] for n in names)
-            parts = dict(
-                zip(names, stratified_split(y, [fr[n] / total for n in names], self.seed), strict=True)
-            )
+        parts = carve_missing_splits(y, missing, self.split_fractions, self.seed)
         splits = {s: TextDataset([texts[i] for i in idx], y[idx].tolist()) for s, idx in parts.items()}
         for s in ("val", "test"):
             if tables[s] is not None:
@@ -172,22 +155,16 @@ class TextClassificationDataModule(BaseDataModule):
 
     def _build_tokenizer(self, texts: list[str]) -> Tokenizer:
         cfg = self.tokenizer_cfg
-        if cfg.get("kind") == "hf":
-            from bigmodel.nets.hf_encoder import default_pretrained_path
-
-            return build_tokenizer("hf", path=cfg.get("path") or default_pretrained_path())
-        if cfg.get("path"):
-            return build_tokenizer(cfg.get("kind", "bpe"), path=cfg["path"])
+        if cfg.get("kind") == "hf" and not cfg.get("path"):
+            # a pretrained model's own tokenizer; null path = the bundled MiniLM (as ${minilm_path:} in configs)
+            cfg = {**cfg, "path": minilm_path()}
         key = hashlib.sha256(json.dumps([cfg, len(texts), texts[:50], texts[-50:]], sort_keys=True).encode())
-        saved = self.cache_root / "text_cls" / f"tokenizer_{key.hexdigest()[:16]}.json"
-        if saved.is_file():
-            return build_tokenizer(cfg.get("kind", "bpe"), path=str(saved))
-        tok = build_tokenizer(cfg.get("kind", "bpe"), texts, cfg.get("vocab_size"))
-        saved.parent.mkdir(parents=True, exist_ok=True)
-        tmp = saved.with_suffix(f".{os.getpid()}.tmp")
-        save_tokenizer(tok, tmp)
-        tmp.replace(saved)
-        return tok
+        return cached_tokenizer(
+            cfg,
+            lambda: texts,
+            self.cache_root / "text_cls" / f"tokenizer_{key.hexdigest()[:16]}.json",
+            default_kind="bpe",
+        )
 
     def _set_tokenizer(self, tok: Tokenizer) -> None:
         if self.vocab_size is not None and tok.vocab_size > self.vocab_size:

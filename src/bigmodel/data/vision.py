@@ -269,11 +269,7 @@ class ImageFolderDataModule(VisionDataModule):
         self.split_files, self.classes = scan_folder_splits(
             self.root, self.extensions, self.split_fractions, self.seed, self.drop_empty_classes
         )
-        if len(self.classes) != self.num_classes:
-            raise ConfigError(
-                f"{self.root} has {len(self.classes)} classes {self.classes} but data.num_classes={self.num_classes}; "
-                f"set data.num_classes={len(self.classes)}."
-            )
+        self.check_num_classes(self.classes, str(self.root))
         mode = "RGB" if self.in_channels == 3 else "L"
         datasets: dict[str, Dataset] = {}
         for split, (paths, labels) in self.split_files.items():

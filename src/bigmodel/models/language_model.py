@@ -12,8 +12,8 @@ import torch.nn.functional as F
 from lightning import LightningModule
 from torchmetrics import MeanMetric, MinMetric
 
-from bigmodel.data.tokenizers import Tokenizer, tokenizer_from_dict
 from bigmodel.models.optim import build_optimizer, build_scheduler, decay_param_groups
+from bigmodel.tokenizers import Tokenizer, tokenizer_from_dict
 from bigmodel.utils.compile import compile_net
 from bigmodel.utils.config import to_plain
 from bigmodel.utils.errors import ConfigError
@@ -45,7 +45,7 @@ class LanguageModelModule(LightningModule):
     ``val/bpt`` (bits/token, other tokenizers), ``val/loss_best``, and the same under ``test/``.
 
     Generated samples: the validation-end sample goes to the console log; ``self.last_sample`` is
-    ``(global_step, text)`` of the newest one or None, ``self.samples`` all of them. Loggers get samples
+    ``(global_step, text)`` of the newest one or None (only the newest is kept). Loggers get samples
     from the ``media_text`` callback (W&B table / TensorBoard text ``val/generated``), which calls
     :meth:`generate_sample`.
 
@@ -75,7 +75,6 @@ class LanguageModelModule(LightningModule):
         self.net: torch.nn.Module | None = None
         self.tokenizer: Tokenizer | None = None
         self.last_sample: tuple[int, str] | None = None
-        self.samples: list[tuple[int, str]] = []
         for stage in ("val", "test"):
             setattr(self, f"{stage}_loss", MeanMetric())
         self.val_loss_best = MinMetric()
@@ -230,7 +229,6 @@ class LanguageModelModule(LightningModule):
             cfg.get("seed", 0),
         )  # fmt: skip
         self.last_sample = (int(self.global_step), text)
-        self.samples.append(self.last_sample)
         log.info("Sample at step %d:\n%s", self.global_step, text)
 
     # -- optimisation / checkpoint --------------------------------------------------------------------------------

@@ -12,6 +12,7 @@ import torch
 from lightning.pytorch.utilities import rank_zero_only
 
 from bigmodel.utils.errors import ConfigError
+from bigmodel.utils.io import atomic_write
 
 log = logging.getLogger(__name__)
 
@@ -104,7 +105,5 @@ def _plain(v: Any) -> Any:
 @rank_zero_only
 def write_metrics(path: str | Path, metrics: dict[str, Any]) -> None:
     """Write ``metrics.json``: one flat JSON object (rank 0 only), atomically."""
-    path = Path(path)
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps({k: _plain(v) for k, v in sorted(metrics.items())}, indent=2) + "\n")
-    tmp.replace(path)
+    with atomic_write(path, "w") as f:
+        f.write(json.dumps({k: _plain(v) for k, v in sorted(metrics.items())}, indent=2) + "\n")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bigmodel.data.tokenizers import (
+from bigmodel.tokenizers import (
     CharTokenizer,
     HFTokenizer,
     build_tokenizer,

@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 from bigmodel.utils.errors import ConfigError
+from bigmodel.utils.io import atomic_write
 
 PAD = "<pad>"
 
@@ -190,8 +191,43 @@ def build_tokenizer(
 
 
 def save_tokenizer(tok: Tokenizer, path: str | Path) -> None:
-    """Write the tokenizer as JSON (``{"kind": ..., ...}``); :func:`build_tokenizer` reads it back."""
-    Path(path).write_text(json.dumps(tok.to_dict()), encoding="utf-8")
+    """Write the tokenizer as JSON (``{"kind": ..., ...}``), atomically (a DDP rank or a second run
+    reading it never sees half a file); :func:`build_tokenizer` reads it back."""
+    with atomic_write(path, "w") as f:
+        f.write(json.dumps(tok.to_dict()))
+
+
+def cached_tokenizer(
+    cfg: dict[str, Any],
+    texts_fn: Callable[[], Iterable[str]],
+    cache_file: str | Path,
+    default_kind: str = "char",
+) -> Tokenizer:
+    """The tokenizer of a ``data.tokenizer`` config, trained at most once per ``cache_file``.
+
+    ``cfg["path"]`` set: load that file (nothing is cached). Otherwise reuse ``cache_file`` when it
+    exists, else train on ``texts_fn()`` (called only then, so a cache hit reads no corpus) and save
+    the result there atomically. The caller keys ``cache_file`` on what the tokenizer depends on
+    (settings and corpus).
+
+    Args:
+        cfg: ``{kind: char|bpe|hf, vocab_size: int (bpe), path: str | None}``.
+        texts_fn: returns the training texts (an iterable of strings).
+        cache_file: where the trained tokenizer is kept, e.g. ``<cache_dir>/.../tokenizer_<key>.json``.
+        default_kind: the kind when ``cfg`` names none.
+
+    Raises:
+        ConfigError: as :func:`build_tokenizer` (an unknown kind, bpe without vocab_size, a missing path).
+    """
+    kind = cfg.get("kind") or default_kind
+    if cfg.get("path"):
+        return build_tokenizer(kind, path=str(cfg["path"]))
+    cache_file = Path(cache_file)
+    if cache_file.is_file():
+        return build_tokenizer(kind, path=str(cache_file))
+    tok = build_tokenizer(kind, texts_fn(), cfg.get("vocab_size"))
+    save_tokenizer(tok, cache_file)
+    return tok
 
 
 def save_in_run_dir(tok: Tokenizer, trainer: Any) -> None:
