@@ -58,3 +58,28 @@ def test_iter_chunks_cuts_at_newlines_and_covers_everything():
     chunks = list(iter_chunks(TEXT, 50))
     assert "".join(chunks) == TEXT
     assert all(c.endswith("\n") for c in chunks[:-1])
+
+
+def test_cached_tokenizer_trains_once_then_reads_the_cache(tmp_path):
+    from bigmodel.tokenizers import cached_tokenizer
+
+    calls = []
+
+    def texts():
+        calls.append(1)
+        return [TEXT]
+
+    cache = tmp_path / "sub" / "tokenizer_x.json"
+    first = cached_tokenizer({"kind": "char"}, texts, cache)
+    second = cached_tokenizer({"kind": "char"}, texts, cache)
+    assert calls == [1] and cache.is_file()  # the second call reads no corpus
+    assert tokenizer_digest(first) == tokenizer_digest(second)
+    assert not [p for p in cache.parent.iterdir() if p != cache]  # no temp file left behind
+    # an explicit path wins and is not cached
+    other = tmp_path / "given.json"
+    save_tokenizer(CharTokenizer.train("xyz"), other)
+    tok = cached_tokenizer({"kind": "char", "path": str(other)}, texts, tmp_path / "unused.json")
+    assert tok.vocab_size == 3 and not (tmp_path / "unused.json").exists() and calls == [1]
+    # default_kind applies when the config names none: bpe without vocab_size is a clear error
+    with pytest.raises(ConfigError, match="vocab_size"):
+        cached_tokenizer({}, texts, tmp_path / "bpe.json", default_kind="bpe")

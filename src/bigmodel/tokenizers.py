@@ -230,12 +230,21 @@ def cached_tokenizer(
     return tok
 
 
-def save_in_run_dir(tok: Tokenizer, trainer: Any) -> None:
+def save_in_run_dir(tok: Tokenizer, trainer: Any) -> Path | None:
     """Write ``<run dir>/tokenizer.json`` (rank 0) so a run folder alone can decode its model's output;
-    ``data.tokenizer.path=<run dir>/tokenizer.json`` reuses it."""
-    if trainer is not None and trainer.is_global_zero and trainer.default_root_dir:
-        Path(trainer.default_root_dir).mkdir(parents=True, exist_ok=True)
-        save_tokenizer(tok, Path(trainer.default_root_dir) / "tokenizer.json")
+    ``data.tokenizer.path=<run dir>/tokenizer.json`` reuses it. Returns the file written, or None.
+
+    Nothing is written without a trainer, or when its ``default_root_dir`` is the working directory:
+    that is Lightning's fallback for a Trainer built without one (a test, a notebook), and a run must
+    never write into the working tree (a stray ``tokenizer.json`` was once committed that way).
+    """
+    if trainer is None or not trainer.is_global_zero or not trainer.default_root_dir:
+        return None
+    run_dir = Path(trainer.default_root_dir)
+    if run_dir.resolve() == Path.cwd().resolve():
+        return None
+    save_tokenizer(tok, run_dir / "tokenizer.json")
+    return run_dir / "tokenizer.json"
 
 
 def tokenizer_digest(tok: Tokenizer) -> str:
