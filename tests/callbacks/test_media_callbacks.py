@@ -210,12 +210,22 @@ def test_audio_callback_rejects_features_instead_of_waveforms(tmp_path):
 
 
 def test_per_class_metrics_match_hand_computed():
-    cm = np.array([[3, 1, 0], [0, 2, 0], [1, 0, 0]])  # class 2 never predicted correctly
-    m = per_class_metrics(cm)
+    # a hand-made batch whose confusion matrix (rows true, columns predicted) is
+    # [[3, 1, 0], [0, 2, 0], [1, 0, 0]]: class 2 is never predicted
+    target = torch.tensor([0, 0, 0, 0, 1, 1, 2])
+    preds = torch.tensor([0, 0, 0, 1, 1, 1, 0])
+    m = per_class_metrics(preds, target, 3)
+    assert m["confusion"].tolist() == [[3, 1, 0], [0, 2, 0], [1, 0, 0]]
     np.testing.assert_allclose(m["precision"], [3 / 4, 2 / 3, 0.0])
     np.testing.assert_allclose(m["recall"], [3 / 4, 1.0, 0.0])
-    np.testing.assert_allclose(m["f1"], [0.75, 0.8, 0.0])
+    np.testing.assert_allclose(m["f1"], [0.75, 0.8, 0.0], rtol=1e-6)
     assert m["support"].tolist() == [4, 2, 1]
+    # a class absent from both predictions and targets scores 0, not NaN
+    m4 = per_class_metrics(preds, target, 4)
+    assert (
+        m4["confusion"].shape == (4, 4)
+        and [float(m4[k][3]) for k in ("precision", "recall", "f1")] == [0.0] * 3
+    )
 
 
 def test_image_helpers_scale_and_enlarge():

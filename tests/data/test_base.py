@@ -13,7 +13,10 @@ def test_check_num_classes_sets_or_rejects():
     dm.check_num_classes(["a", "b", "c"], "somewhere")  # not configured: taken from the data
     assert dm.num_classes == 3
     dm.num_classes = 2
-    with pytest.raises(ConfigError, match=r"data.num_classes=2, but /d has 3 classes \['a', 'b', 'c'\]; set data.num_classes=3"):
+    with pytest.raises(
+        ConfigError,
+        match=r"data.num_classes=2, but /d has 3 classes \['a', 'b', 'c'\]; set data.num_classes=3",
+    ):
         dm.check_num_classes(["a", "b", "c"], "/d")
     dm.check_num_classes(["x", "y"], "/d")  # matching: fine
     assert dm.num_classes == 2

@@ -35,7 +35,9 @@ def test_lm_setup_without_run_dir_writes_nothing_in_cwd(tmp_path, monkeypatch):
 def test_text_classification_setup_without_run_dir_writes_nothing_in_cwd(tmp_path, monkeypatch):
     cwd, table = tmp_path / "cwd", tmp_path / "t.tsv"
     cwd.mkdir()
-    table.write_text("".join(f"{y}\tsome text number {i}\n" for i, y in enumerate([0, 1] * 20)), encoding="utf-8")
+    table.write_text(
+        "".join(f"{y}\tsome text number {i}\n" for i, y in enumerate([0, 1] * 20)), encoding="utf-8"
+    )
     monkeypatch.chdir(cwd)
     dm = TextClassificationDataModule(
         train_file=str(table), text_column=1, label_column=0, header=False, cache_dir=str(tmp_path / "cache"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -100,3 +101,22 @@ def test_builds_on_the_meta_device_and_still_checks_n_mels():
         with pytest.raises(ConfigError, match="n_mels=512"):
             LogMelFrontend(8000, n_mels=512)
     assert fe.mel.mel_scale.fb.device.type == "cpu"  # fixed filterbank buffers, built on the CPU
+
+
+def test_shared_log_mel_construction_equals_the_frontends_output():
+    from bigmodel.nets.audio_frontend import log_mel_transforms
+
+    x = torch.randn(3, 8000, generator=torch.Generator().manual_seed(0))
+    fe = LogMelFrontend(8000, n_mels=40, win_ms=25, hop_ms=10, normalize=False).eval()
+    mel, to_db = log_mel_transforms(8000, 40, fe.n_fft, fe.hop_length, fe.win_length, 0.0, 4000.0, 80.0)
+    assert torch.allclose(fe(x), to_db(mel(x).unsqueeze(1)).squeeze(1), atol=1e-5)
+    # the media callback's image is drawn from the same construction (window = n_fft, its own hop)
+    from bigmodel.callbacks.media import heatmap
+    from bigmodel.callbacks.media_audio import AudioPredictions
+
+    cb = AudioPredictions(sample_rate_hz=8000, n_mels=32, n_fft=256, hop_ms=10)
+    cb.rate = 8000
+    mel, to_db = log_mel_transforms(8000, 32, 256, 80, top_db=80.0)
+    expected = heatmap(to_db(mel(x[:1]))[0].flip(0).numpy())
+    img = cb.log_mel_image(x[0])
+    assert img.shape == (32, 1 + 8000 // 80, 3) and np.array_equal(img, expected)

@@ -88,13 +88,11 @@ class AudioPredictions(MediaCallback):
 
     def log_mel_image(self, wave: torch.Tensor) -> np.ndarray:
         """``(samples,)`` waveform -> ``(n_mels, frames, 3)`` uint8 image, low frequencies at the bottom."""
-        import torchaudio
+        from bigmodel.nets.audio_frontend import log_mel_transforms  # torchaudio only when logging audio
 
         hop = max(1, int(self.rate * self.hop_ms / 1000))
-        mel = torchaudio.transforms.MelSpectrogram(
-            self.rate, n_fft=self.n_fft, hop_length=hop, n_mels=self.n_mels
-        )
-        db = torchaudio.transforms.AmplitudeToDB(top_db=80.0)(mel(wave.unsqueeze(0)))[0]
+        mel, to_db = log_mel_transforms(self.rate, self.n_mels, self.n_fft, hop, top_db=80.0)
+        db = to_db(mel(wave.unsqueeze(0)))[0]
         return heatmap(db.flip(0).numpy())
 
     def emit(self, trainer: Trainer, pl_module: LightningModule) -> None:

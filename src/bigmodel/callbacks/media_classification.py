@@ -7,21 +7,30 @@ from typing import Any
 import numpy as np
 import torch
 from lightning import LightningModule, Trainer
+from torchmetrics.classification import (
+    MulticlassConfusionMatrix,
+    MulticlassF1Score,
+    MulticlassPrecision,
+    MulticlassRecall,
+)
 
 from bigmodel.callbacks.media import MediaCallback, class_names, heatmap, markdown_table, step_outputs
 from bigmodel.utils.errors import ConfigError
 
 
-def per_class_metrics(confusion: np.ndarray) -> dict[str, np.ndarray]:
-    """Precision, recall, F1 and support per class from a ``(K, K)`` confusion matrix (rows: true class,
-    columns: predicted class). A class never predicted (or never present) gets 0, not NaN."""
-    tp = np.diag(confusion).astype(np.float64)
-    predicted, support = confusion.sum(axis=0), confusion.sum(axis=1)
-    precision = np.divide(tp, predicted, out=np.zeros_like(tp), where=predicted > 0)
-    recall = np.divide(tp, support, out=np.zeros_like(tp), where=support > 0)
-    denom = precision + recall
-    f1 = np.divide(2 * precision * recall, denom, out=np.zeros_like(tp), where=denom > 0)
-    return {"precision": precision, "recall": recall, "f1": f1, "support": support}
+def per_class_metrics(preds: torch.Tensor, target: torch.Tensor, num_classes: int) -> dict[str, torch.Tensor]:
+    """The ``(K, K)`` confusion matrix (rows: true class, columns: predicted class) and per-class
+    precision, recall, F1 and support of ``(N,)`` int64 class ids, from torchmetrics'
+    ``MulticlassConfusionMatrix`` and ``MulticlassPrecision/Recall/F1Score(average=None)``. A class never
+    predicted (or never present) gets 0, not NaN (torchmetrics' ``zero_division=0``)."""
+    confusion = MulticlassConfusionMatrix(num_classes)(preds, target)
+    return {
+        "confusion": confusion,
+        "precision": MulticlassPrecision(num_classes, average=None)(preds, target),
+        "recall": MulticlassRecall(num_classes, average=None)(preds, target),
+        "f1": MulticlassF1Score(num_classes, average=None)(preds, target),
+        "support": confusion.sum(dim=1),
+    }
 
 
 class ConfusionMatrix(MediaCallback):
@@ -74,12 +83,11 @@ class ConfusionMatrix(MediaCallback):
     def emit(self, trainer: Trainer, pl_module: LightningModule) -> None:
         if not self.preds:
             return
-        preds, target = torch.cat(self.preds).numpy(), torch.cat(self.target).numpy()
+        preds, target = torch.cat(self.preds).long(), torch.cat(self.target).long()
         k = max(self._num_classes, int(max(preds.max(), target.max())) + 1)
         names = class_names(trainer, k)[:k]
-        confusion = np.zeros((k, k), dtype=np.int64)
-        np.add.at(confusion, (target, preds), 1)
-        stats = per_class_metrics(confusion)
+        stats = per_class_metrics(preds, target, k)
+        confusion = stats["confusion"].numpy()
         rows = [
             [
                 names[i],

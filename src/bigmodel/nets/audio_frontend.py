@@ -42,6 +42,48 @@ def empty_mel_filters(n_fft: int, n_mels: int, sample_rate_hz: int, f_min_hz: fl
         return int((fb.max(dim=0).values <= 0).sum())
 
 
+def log_mel_transforms(
+    sample_rate_hz: int,
+    n_mels: int,
+    n_fft: int,
+    hop_samples: int,
+    win_samples: int | None = None,
+    f_min_hz: float = 0.0,
+    f_max_hz: float | None = None,
+    top_db: float | None = 80.0,
+) -> tuple[MelSpectrogram, AmplitudeToDB]:
+    """The one log-mel construction, shared by :class:`LogMelFrontend` and the audio media callback:
+    torchaudio's ``MelSpectrogram`` (power 2, centred STFT) and ``AmplitudeToDB`` (power, ``top_db``).
+
+    Apply as ``to_db(mel(x))``: ``(..., T)`` waveforms -> ``(..., n_mels, frames)`` dB with
+    ``frames = 1 + T // hop_samples``. ``top_db`` is relative to the peak of each 3-D slice, so pass
+    ``(B, 1, n_mels, frames)`` for a per-clip range (as the frontend does).
+
+    Args:
+        sample_rate_hz: input sample rate in Hz.
+        n_mels: mel bands.
+        n_fft: FFT size in samples.
+        hop_samples: STFT hop in samples.
+        win_samples: STFT window in samples (None: ``n_fft``).
+        f_min_hz, f_max_hz: mel range in Hz (``f_max_hz`` None: torchaudio's ``sample_rate // 2``).
+        top_db: dynamic range kept below the peak, in dB (None: all).
+    """
+    # Built on the CPU even inside a `torch.device("meta")` context: torchaudio reads the filterbank
+    # while building it, and these fixed buffers (no parameters) are tiny.
+    with torch.device("cpu"):
+        mel = MelSpectrogram(
+            sample_rate=int(sample_rate_hz),
+            n_fft=int(n_fft),
+            win_length=win_samples,
+            hop_length=int(hop_samples),
+            f_min=f_min_hz,
+            f_max=f_max_hz,
+            n_mels=int(n_mels),
+            power=2.0,
+        )
+    return mel, AmplitudeToDB(stype="power", top_db=top_db)
+
+
 class LogMelFrontend(nn.Module):
     """Batched log-mel spectrogram (torchaudio ``MelSpectrogram`` + ``AmplitudeToDB``) with training-only
     augmentation: random gain and additive white noise at a random SNR on the waveform, then SpecAugment
@@ -123,21 +165,17 @@ class LogMelFrontend(nn.Module):
                 f"filters would be empty. Use n_mels <= {max(ok, 1)}, or a longer window (win_ms / n_fft)."
             )
         self.n_mels = n_mels
-        # Built on the CPU even inside a `torch.device("meta")` context: torchaudio reads the filterbank
-        # while building it, and these fixed buffers (no parameters) are tiny.
-        with torch.device("cpu"):
-            self.mel = MelSpectrogram(
-                sample_rate=self.sample_rate_hz,
-                n_fft=self.n_fft,
-                win_length=self.win_length,
-                hop_length=self.hop_length,
-                f_min=f_min_hz,
-                f_max=f_max_hz,
-                n_mels=n_mels,
-                power=2.0,
-            )
         # 4-D input ((B, 1, F, T)) makes top_db relative to each clip's own peak, not the batch's.
-        self.to_db = AmplitudeToDB(stype="power", top_db=top_db)
+        self.mel, self.to_db = log_mel_transforms(
+            self.sample_rate_hz,
+            n_mels,
+            self.n_fft,
+            self.hop_length,
+            self.win_length,
+            f_min_hz,
+            f_max_hz,
+            top_db,
+        )
         self.normalize = normalize
         self.gain_db = float(gain_db)
         if snr_db is None:
