@@ -284,6 +284,9 @@ def test_fit_clip_and_pad_collate():
     waves, labels, lengths = pad_collate([(torch.ones(3), 1), (torch.ones(5), 0)])
     assert waves.shape == (2, 5) and lengths.tolist() == [3, 5] and labels.tolist() == [1, 0]
     assert waves[0, 3:].abs().sum() == 0
+    # pad_sequence: float32 out whatever comes in, end-padded with zeros, rows kept in order
+    waves, _, lengths = pad_collate([(torch.full((2,), 2.0, dtype=torch.float64), 0), (torch.ones(4), 1)])
+    assert waves.dtype == torch.float32 and waves.tolist() == [[2.0, 2.0, 0.0, 0.0], [1.0] * 4]
 
 
 def test_bad_clip_settings():

@@ -109,3 +109,14 @@ def test_sms_spam_from_shared_data(make_cfg, shared_data):
     sizes = [len(d) for d in (dm.data_train, dm.data_val, dm.data_test)]
     assert sum(sizes) == 5574 and dm.classes == ["ham", "spam"]
     assert sum(dm.data_train.labels) == round(747 * 0.8) or abs(sum(dm.data_train.labels) - 598) <= 1
+
+
+def test_collate_right_pads_with_the_pad_id(tmp_path):
+    from bigmodel.tokenizers import CharTokenizer
+
+    dm = TextClassificationDataModule(train_file=str(tmp_path / "unused.tsv"), max_length=4)
+    dm.tokenizer = CharTokenizer(list("_abcdef"))  # pad_id 0 = "_"
+    x, y = dm.collate([("abc", 1), ("abcdef", 0), ("", 1)])
+    # (B, T) int64 with T = the longest (truncated to max_length); an empty text becomes one pad token
+    assert x.dtype == torch.long and x.shape == (3, 4) and y.tolist() == [1, 0, 1]
+    assert x.tolist() == [[1, 2, 3, 0], [1, 2, 3, 4], [0, 0, 0, 0]]

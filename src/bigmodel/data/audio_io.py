@@ -15,6 +15,7 @@ import numpy as np
 import soundfile as sf
 import torch
 import torchaudio.functional as AF
+from torch.nn.utils.rnn import pad_sequence
 from torch.utils.data import Dataset
 
 from bigmodel.data.folders import BadFileError, BadFileHandler
@@ -159,9 +160,7 @@ def pad_collate(batch: Sequence[tuple[torch.Tensor, int]]) -> tuple[torch.Tensor
         ``waves (B, T_max)`` float32, ``labels (B,)`` int64, ``lengths (B,)`` int64 (samples before padding).
     """
     lengths = torch.tensor([w.shape[0] for w, _ in batch], dtype=torch.long)
-    waves = torch.zeros(len(batch), int(lengths.max()), dtype=torch.float32)
-    for row, (w, _) in enumerate(batch):
-        waves[row, : w.shape[0]] = w
+    waves = pad_sequence([w.float() for w, _ in batch], batch_first=True, padding_value=0.0)
     labels = torch.tensor([y for _, y in batch], dtype=torch.long)
     return waves, labels, lengths
 

@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch.nn.utils.rnn import pad_sequence
 from torch.utils.data import DataLoader
 
 from bigmodel.data.base import BaseDataModule
@@ -180,10 +181,12 @@ class TextClassificationDataModule(BaseDataModule):
     def collate(self, batch: list[tuple[str, int]]) -> tuple[torch.Tensor, torch.Tensor]:
         """Tokenize and right-pad: ``x`` ``(B, T)`` int64, ``y`` ``(B,)`` int64."""
         texts, labels = zip(*batch, strict=True)
-        seqs = [s[: self.max_length] or [self.tokenizer.pad_id] for s in self.tokenizer.encode_batch(texts)]
-        x = torch.full((len(seqs), max(map(len, seqs))), self.tokenizer.pad_id, dtype=torch.long)
-        for i, s in enumerate(seqs):
-            x[i, : len(s)] = torch.tensor(s)
+        pad = self.tokenizer.pad_id
+        seqs = [
+            torch.tensor(s[: self.max_length] or [pad], dtype=torch.long)
+            for s in self.tokenizer.encode_batch(texts)
+        ]
+        x = pad_sequence(seqs, batch_first=True, padding_value=pad)
         return x, torch.tensor(labels, dtype=torch.long)
 
     def _loader(self, dataset: Any, train: bool, **kwargs: Any) -> DataLoader:
