@@ -43,9 +43,9 @@ def test_apply_to_config_sets_micro_batch_and_accumulation(make_cfg):
     assert plan.world_size == 4
     assert cfg.trainer.accumulate_grad_batches == 4
     assert cfg.data.batch_size == 16
-    # the DataModule and the Trainer get the derived values
+    # the DataModule gets the derived micro batch; the global batch lives in the config alone
     dm = hydra.utils.instantiate(cfg.data)
-    assert dm.batch_size == 16 and dm.global_batch_size == 256
+    assert dm.batch_size == 16 and cfg.data.global_batch_size == 256
 
 
 def test_batch_size_alias_still_works(make_cfg):
