@@ -24,7 +24,7 @@ def per_class_metrics(confusion: np.ndarray) -> dict[str, np.ndarray]:
     return {"precision": precision, "recall": recall, "f1": f1, "support": support}
 
 
-class ConfusionMatrix(MediaCallback):
+class MediaClassification(MediaCallback):
     """Logs, over each selected validation epoch (rank 0's share of the validation set under DDP):
 
     - ``val/confusion_matrix``: W&B's interactive confusion-matrix chart (``wandb.plot.confusion_matrix``);
