@@ -39,7 +39,7 @@ train: $(STAMP) ## train (default experiment: digits_cnn); any Hydra override pa
 eval: $(STAMP) ## evaluate a checkpoint: make eval ckpt_path=logs/.../checkpoints/epoch_009.ckpt
 	@$(OVERRIDES); $(PY) -m bigmodel.eval $(ARGS) "$$@"
 
-estimate: $(STAMP) ## compute/memory/time estimate: make estimate model=gpt2_medium trainer=fsdp trainer.devices=8
+estimate: $(STAMP) ## compute/memory/time estimate: make estimate model=language_model net=gpt2_medium trainer=fsdp trainer.devices=8
 	@$(OVERRIDES); $(PY) -m bigmodel.estimate $(ARGS) "$$@"
 
 bench: $(STAMP) ## benchmarks (parity, start-up, data loading, DDP, MFU): table + logs/bench/*.json, <= 10 min

@@ -37,13 +37,14 @@ def _net_cfg(net: str) -> dict:
     return OmegaConf.to_container(cfg.model.net, resolve=True)
 
 
-def _lm_cfg(model: str, block_size: int, vocab_size: int = 65) -> dict:
-    """The real LanguageModelModule config of ``model=<model>`` with a fixed vocabulary and context (no data).
-    The LR schedule is dropped so that both loops run the same plain AdamW step."""
+def _lm_cfg(net: str, block_size: int, vocab_size: int = 65) -> dict:
+    """The real LanguageModelModule config of ``model=language_model net=<net>`` with a fixed vocabulary and
+    context (no data). The LR schedule is dropped so that both loops run the same plain AdamW step."""
     cfg = _compose(
         [
-            "~experiment",  # the default experiment would put its own net into model.net
-            f"model={model}",
+            "~experiment",  # no experiment: its data/trainer settings are not needed here
+            "model=language_model",
+            f"net={net}",
             f"model.net.vocab_size={vocab_size}",
             f"model.net.block_size={block_size}",
             "model.scheduler=null",

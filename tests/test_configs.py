@@ -35,11 +35,28 @@ def _experiment_using(group: str, name: str) -> str | None:
     return None
 
 
+def _net_base(name: str) -> str:
+    """The net a preset includes (``gpt2_small`` -> ``gpt``), or the net itself."""
+    defaults = OmegaConf.load(CONFIG_DIR / "net" / f"{name}.yaml").get("defaults", [])
+    return next((d for d in defaults if isinstance(d, str) and d != "_self_"), name)
+
+
+def _host_experiment(group: str, name: str) -> str | None:
+    """An experiment whose settings fit ``group=name``: one that selects it, or (for a net size preset
+    no experiment selects, e.g. net=gpt2_small) one that selects a net of the same family (net=gpt_nano)."""
+    host = _experiment_using(group, name)
+    if host or group != "net":
+        return host
+    base = _net_base(name)
+    family = sorted(f.stem for f in (CONFIG_DIR / "net").glob("*.yaml") if _net_base(f.stem) == base)
+    return next((h for h in (_experiment_using("net", n) for n in family) if h), None)
+
+
 def _overrides_for(group: str, name: str) -> list[str]:
     if group == "experiment":
         return [f"experiment={name}"]
     overrides = [f"{group}={name}"]
-    host = _experiment_using(group, name) if group in ("data", "model", "net", "frontend") else None
+    host = _host_experiment(group, name) if group in ("data", "model", "net", "frontend") else None
     if host:
         overrides.insert(0, f"experiment={host}")
     return overrides
@@ -55,6 +72,13 @@ def test_every_config_file_is_covered():
     files = _group_files()
     assert ("experiment", "digits_cnn") in files and ("trainer", "ddp_cpu") in files
     assert len(files) >= 30
+
+
+def test_net_presets_compose_with_their_family():
+    # no experiment selects net=gpt2_small; it runs under the one that selects net=gpt_nano (language_model)
+    assert _net_base("gpt2_small") == "gpt" and _net_base("small_cnn") == "small_cnn"
+    assert _host_experiment("net", "gpt2_small") == "shakespeare_char_gpt"
+    assert _host_experiment("net", "gpt") == "shakespeare_char_gpt"
 
 
 @pytest.mark.parametrize(("group", "name"), _group_files(), ids=lambda x: str(x))

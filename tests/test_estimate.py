@@ -15,21 +15,24 @@ from tests.conftest import run_cli
 
 @pytest.mark.parametrize("net, params", [("gpt2_small", 124_439_808), ("gpt2_medium", 354_823_168)])
 def test_exact_parameter_counts(make_cfg, net, params):
-    e = estimate(make_cfg([f"model={net}"], config_name="estimate"))
+    e = estimate(make_cfg(["model=language_model", f"net={net}"], config_name="estimate"))
     assert e["params"] == params
     assert e["matmul_params"] == params - 1024 * e["n_embd"]  # minus the position table
 
 
 def test_gpt3_175b_training_flops_match_published(make_cfg):
     """Brown et al. 2020 (table D.1): 3.14e23 FLOPs for GPT-3 175B on 300B tokens."""
-    e = estimate(make_cfg(["model=gpt3_175b", "estimate.tokens=300e9"], config_name="estimate"))
+    e = estimate(
+        make_cfg(["model=language_model", "net=gpt3_175b", "estimate.tokens=300e9"], config_name="estimate")
+    )
     assert e["params"] == pytest.approx(175e9, rel=0.01)
     assert e["total_flops"] == pytest.approx(3.14e23, rel=0.05)
 
 
 def test_flops_per_token_matches_torch_flop_counter(make_cfg):
     cfg = make_cfg(
-        ["model=gpt_nano", "model.net.vocab_size=65", "model.net.block_size=256"], config_name="estimate"
+        ["model=language_model", "net=gpt_nano", "model.net.vocab_size=65", "model.net.block_size=256"],
+        config_name="estimate",
     )
     e = estimate(cfg)
     net = meta_net(cfg.model.net)
@@ -48,7 +51,8 @@ def _bytes(tensors) -> int:
 def test_state_bytes_equal_measured_adamw_on_cpu(make_cfg, precision, dtype):
     cfg = make_cfg(
         [
-            "model=gpt_nano",
+            "model=language_model",
+            "net=gpt_nano",
             "model.net.vocab_size=65",
             "model.net.block_size=256",
             "model.net.n_layer=2",
@@ -84,10 +88,17 @@ def test_sharding_and_offload():
 
 
 def test_activation_checkpointing_shrinks_activations(make_cfg):
-    base = estimate(make_cfg(["model=gpt2_small", "trainer=fsdp"], config_name="estimate"))
+    base = estimate(
+        make_cfg(["model=language_model", "net=gpt2_small", "trainer=fsdp"], config_name="estimate")
+    )
     ckpt = estimate(
         make_cfg(
-            ["model=gpt2_small", "trainer=fsdp", "trainer.strategy.activation_checkpointing=true"],
+            [
+                "model=language_model",
+                "net=gpt2_small",
+                "trainer=fsdp",
+                "trainer.strategy.activation_checkpointing=true",
+            ],
             config_name="estimate",
         )
     )
@@ -102,26 +113,42 @@ def test_meta_build_of_1b3_allocates_nothing():
     from bigmodel.utils.resolvers import CONFIG_DIR
 
     with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
-        cfg = compose("estimate", overrides=["model=gpt_1b3", "model.net.vocab_size=50257"])
+        cfg = compose(
+            "estimate", overrides=["model=language_model", "net=gpt_1b3", "model.net.vocab_size=50257"]
+        )
     net = meta_net(cfg.model.net)
     assert all(p.is_meta for p in net.parameters())
     assert 1.2e9 < param_counts(net)["params"] < 1.5e9
 
 
 def test_bad_inputs_are_config_errors(make_cfg):
-    with pytest.raises(ConfigError, match="model="):
+    with pytest.raises(ConfigError, match="needs a net: pass net=NAME"):
         estimate(make_cfg([], config_name="estimate"))
+    with pytest.raises(ConfigError, match="needs a net: pass net=NAME"):  # model.net: ??? (mandatory)
+        estimate(make_cfg(["model=language_model"], config_name="estimate"))
     with pytest.raises(ConfigError, match="Unknown GPU"):
         estimate(
             make_cfg(
-                ["model=gpt_nano", "model.net.vocab_size=65", "model.net.block_size=256", "estimate.gpu=V99"],
+                [
+                    "model=language_model",
+                    "net=gpt_nano",
+                    "model.net.vocab_size=65",
+                    "model.net.block_size=256",
+                    "estimate.gpu=V99",
+                ],
                 config_name="estimate",
             )
         )
     with pytest.raises(ConfigError, match="mfu"):
         estimate(
             make_cfg(
-                ["model=gpt_nano", "model.net.vocab_size=65", "model.net.block_size=256", "estimate.mfu=40"],
+                [
+                    "model=language_model",
+                    "net=gpt_nano",
+                    "model.net.vocab_size=65",
+                    "model.net.block_size=256",
+                    "estimate.mfu=40",
+                ],
                 config_name="estimate",
             )
         )
@@ -130,7 +157,8 @@ def test_bad_inputs_are_config_errors(make_cfg):
 def test_cli_prints_table(tmp_path):
     r = run_cli(
         "bigmodel.estimate",
-        "model=gpt2_small",
+        "model=language_model",
+        "net=gpt2_small",
         "trainer=fsdp",
         "trainer.devices=8",
         "precision=bf16-mixed",
@@ -143,7 +171,12 @@ def test_cli_prints_table(tmp_path):
 
 def test_null_vocab_and_block_size_come_from_estimate_keys(make_cfg):
     """LM presets leave vocab_size/block_size to the data; the estimate takes them from its own keys."""
-    over = ["model=gpt2_small", "model.net.vocab_size=null", "model.net.block_size=null"]
+    over = [
+        "model=language_model",
+        "net=gpt2_small",
+        "model.net.vocab_size=null",
+        "model.net.block_size=null",
+    ]
     with pytest.raises(ConfigError, match="estimate.seq_len"):
         estimate(make_cfg(over, config_name="estimate"))
     e = estimate(make_cfg([*over, "estimate.seq_len=1024"], config_name="estimate"))

@@ -187,7 +187,8 @@ def test_resume_with_another_net_fails_clearly(make_cfg, tmp_path):
     ckpt = Path(first.paths.output_dir) / "checkpoints" / "last.ckpt"
     cfg = make_cfg([*QUIET, f"ckpt_path={ckpt}"])  # digits_cnn: SmallCNN, not BigMLP
     with pytest.raises(
-        ConfigError, match=r"trained with net bigmodel.nets.mlp.BigMLP.*builds bigmodel.nets.cnn.SmallCNN"
+        ConfigError,
+        match=r"trained with net bigmodel.nets.big_mlp.BigMLP.*builds bigmodel.nets.small_cnn.SmallCNN",
     ):
         train(cfg)
 

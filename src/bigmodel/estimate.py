@@ -1,6 +1,6 @@
 """Estimate compute, memory and time of a training run before running it:
-``python -m bigmodel.estimate model=gpt2_medium trainer=fsdp trainer.devices=8 precision=bf16-mixed``
-(also ``bigmodel-estimate``, ``make estimate``). It composes the same config groups as ``bigmodel.train``,
+``python -m bigmodel.estimate model=language_model net=gpt2_medium trainer=fsdp trainer.devices=8
+precision=bf16-mixed`` (also ``bigmodel-estimate``, ``make estimate``). It composes the same config groups as ``bigmodel.train``,
 builds ``cfg.model.net`` on the meta device (exact parameter count, no memory) and prints a table; the
 figures also go to ``<output_dir>/estimate.json``. Formulas and sources: :mod:`bigmodel.utils.estimate_math`.
 """
@@ -18,6 +18,7 @@ from omegaconf import DictConfig, OmegaConf
 from rich.console import Console
 from rich.table import Table
 
+from bigmodel.models.build import instantiate_part
 from bigmodel.utils import estimate_math as em
 from bigmodel.utils.batch import count_devices
 from bigmodel.utils.errors import ConfigError
@@ -31,7 +32,7 @@ _POSITION_PARAM_NAMES = ("wpe.", "pos_emb", "position_embedding")
 def meta_net(net_cfg: DictConfig | dict) -> torch.nn.Module:
     """Instantiate a net config on the meta device: shapes only, no memory, no init cost."""
     with torch.device("meta"):
-        return hydra.utils.instantiate(net_cfg)
+        return instantiate_part(net_cfg, "model.net")
 
 
 def param_counts(net: torch.nn.Module) -> dict[str, int]:
@@ -63,9 +64,10 @@ def estimate(cfg: DictConfig) -> dict[str, Any]:
     Raises:
         ConfigError: no ``model.net`` config, an unknown GPU, an MFU outside (0, 1], or a bad precision.
     """
-    if "net" not in cfg.model or not cfg.model.net:
+    if "net" not in cfg.model or OmegaConf.is_missing(cfg.model, "net") or not cfg.model.net:
         raise ConfigError(
-            "bigmodel.estimate needs a net: pass model=NAME (e.g. model=gpt2_small) or experiment=NAME."
+            "bigmodel.estimate needs a net: pass net=NAME (e.g. model=language_model net=gpt2_small) "
+            "or experiment=NAME."
         )
     net_cfg = OmegaConf.to_container(cfg.model.net, resolve=True)
     est = cfg.estimate

@@ -15,10 +15,10 @@ from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from torch.utils.data import DataLoader, TensorDataset
 
 from bigmodel.callbacks.media import heatmap, to_uint8_image
-from bigmodel.callbacks.media_audio import AudioPredictions
-from bigmodel.callbacks.media_classification import ConfusionMatrix, per_class_metrics
-from bigmodel.callbacks.media_text import GeneratedText
-from bigmodel.callbacks.media_vision import ImagePredictions
+from bigmodel.callbacks.media_audio import MediaAudio
+from bigmodel.callbacks.media_classification import MediaClassification, per_class_metrics
+from bigmodel.callbacks.media_text import MediaText
+from bigmodel.callbacks.media_vision import MediaVision
 from bigmodel.models.classification import ClassificationModule
 from bigmodel.utils.errors import ConfigError
 from bigmodel.utils.wandb_logger import WandbLogger
@@ -102,7 +102,7 @@ def loggers(tmp_path):
 
 def test_vision_and_confusion_matrix_reach_wandb_and_tensorboard(tmp_path):
     module = image_classifier()
-    cbs = [ImagePredictions(max_images=8, max_misclassified=4), ConfusionMatrix()]
+    cbs = [MediaVision(max_images=8, max_misclassified=4), MediaClassification()]
     fit(tmp_path, module, images(), cbs, loggers(tmp_path))
 
     (run,) = find_runs(tmp_path)
@@ -128,7 +128,7 @@ def test_audio_clips_and_log_mel_reach_wandb_and_tensorboard(tmp_path):
         tmp_path,
         module,
         waves(),
-        [AudioPredictions(max_clips=3, n_mels=32, n_fft=256)],
+        [MediaAudio(max_clips=3, n_mels=32, n_fft=256)],
         loggers(tmp_path),
         epochs=1,
     )
@@ -166,7 +166,7 @@ class TinyLM(L.LightningModule):
 
 
 def test_generated_text_table_grows_over_steps(tmp_path):
-    cb = GeneratedText(prompts=["To be", ""], max_new_tokens=12, every_n_epochs=2)
+    cb = MediaText(prompts=["To be", ""], max_new_tokens=12, every_n_epochs=2)
     fit(tmp_path, TinyLM(), images(), [cb], loggers(tmp_path), epochs=3)
 
     (run,) = find_runs(tmp_path)
@@ -181,12 +181,12 @@ def test_generated_text_table_grows_over_steps(tmp_path):
 def test_text_callback_needs_generate_sample(tmp_path):
     module = image_classifier()
     with pytest.raises(ConfigError, match="generate_sample"):
-        fit(tmp_path, module, images(), [GeneratedText()], loggers(tmp_path), epochs=1)
+        fit(tmp_path, module, images(), [MediaText()], loggers(tmp_path), epochs=1)
 
 
 def test_csv_only_is_a_silent_noop(tmp_path):
     module = image_classifier()
-    cbs = [ImagePredictions(), ConfusionMatrix(), AudioPredictions(sample_rate_hz=RATE)]
+    cbs = [MediaVision(), MediaClassification(), MediaAudio(sample_rate_hz=RATE)]
     fit(tmp_path, module, images(), cbs, [CSVLogger(tmp_path, name="csv")], epochs=1)
     assert cbs[0].samples == [] and cbs[1].preds == []  # nothing collected without W&B/TensorBoard
     assert not list(tmp_path.rglob("offline-run-*")) and not list(tmp_path.rglob("events.out.tfevents.*"))
@@ -194,19 +194,19 @@ def test_csv_only_is_a_silent_noop(tmp_path):
 
 def test_bad_settings_raise_config_errors():
     with pytest.raises(ConfigError, match="every_n_epochs"):
-        ImagePredictions(every_n_epochs=0)
+        MediaVision(every_n_epochs=0)
     with pytest.raises(ConfigError, match="max_images"):
-        ImagePredictions(max_images=10_000)
+        MediaVision(max_images=10_000)
     with pytest.raises(ConfigError, match="max_clips"):
-        AudioPredictions(max_clips=0)
+        MediaAudio(max_clips=0)
     with pytest.raises(ConfigError, match="prompts"):
-        GeneratedText(prompts=[])
+        MediaText(prompts=[])
 
 
 def test_audio_callback_rejects_features_instead_of_waveforms(tmp_path):
     module = image_classifier()
     with pytest.raises(ConfigError, match="raw waveforms"):
-        fit(tmp_path, module, images(), [AudioPredictions(sample_rate_hz=RATE)], loggers(tmp_path), epochs=1)
+        fit(tmp_path, module, images(), [MediaAudio(sample_rate_hz=RATE)], loggers(tmp_path), epochs=1)
 
 
 def test_per_class_metrics_match_hand_computed():
@@ -238,9 +238,9 @@ def test_image_helpers_scale_and_enlarge():
 def test_media_configs_compose_and_instantiate(make_cfg):
     cfg = make_cfg(["callbacks=[media_vision,media_classification,media_audio,media_text]"])
     made = {name: hydra.utils.instantiate(conf) for name, conf in cfg.callbacks.items()}
-    assert isinstance(made["media_vision"], ImagePredictions) and made["media_vision"].name == "media_vision"
-    assert isinstance(made["media_classification"], ConfusionMatrix)
-    assert isinstance(made["media_audio"], AudioPredictions) and made["media_audio"].sample_rate_hz is None
-    assert isinstance(made["media_text"], GeneratedText) and made["media_text"].prompts == [""]
+    assert isinstance(made["media_vision"], MediaVision) and made["media_vision"].name == "media_vision"
+    assert isinstance(made["media_classification"], MediaClassification)
+    assert isinstance(made["media_audio"], MediaAudio) and made["media_audio"].sample_rate_hz is None
+    assert isinstance(made["media_text"], MediaText) and made["media_text"].prompts == [""]
     # the digits experiments include the classification and vision media callbacks
     assert {"media_classification", "media_vision"} <= set(make_cfg(["experiment=digits_mlp"]).callbacks)

@@ -26,7 +26,8 @@ def test_gpu_table_by_precision():
 
 def test_lm_batch_flops_match_formula(make_cfg):
     cfg = make_cfg(
-        ["model=gpt_nano", "model.net.vocab_size=65", "model.net.block_size=256"], config_name="estimate"
+        ["model=language_model", "net=gpt_nano", "model.net.vocab_size=65", "model.net.block_size=256"],
+        config_name="estimate",
     )
     from bigmodel.estimate import estimate
 

@@ -3,7 +3,7 @@ import torch
 from bigmodel.models.classification import ClassificationModule
 from bigmodel.models.optim import build_scheduler
 
-NET = {"_target_": "bigmodel.nets.mlp.BigMLP", "in_features": 64, "num_classes": 10, "hidden_sizes": [16]}
+NET = {"_target_": "bigmodel.nets.big_mlp.BigMLP", "in_features": 64, "num_classes": 10, "hidden_sizes": [16]}
 OPT = {"_target_": "torch.optim.SGD", "_partial_": True, "lr": 0.1}
 
 

@@ -1,18 +1,17 @@
-"""AudioSpectrogramTransformer: shapes, patch grid, input checks."""
+"""AST (Audio Spectrogram Transformer): shapes, patch grid, input checks."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from bigmodel.nets.ast import AudioSpectrogramTransformer
+from bigmodel.nets.ast import AST
 from bigmodel.nets.transformer import Block
-from bigmodel.utils.errors import ConfigError
 
 
-def _net(**kw) -> AudioSpectrogramTransformer:
+def _net(**kw) -> AST:
     kw = {"num_classes": 10, "n_mels": 40, "max_frames": 128, "n_layer": 2, "n_head": 2, "n_embd": 32, **kw}
-    return AudioSpectrogramTransformer(**kw)
+    return AST(**kw)
 
 
 @pytest.mark.parametrize("frames", [101, 57, 3])
@@ -36,5 +35,5 @@ def test_bad_inputs():
         net(torch.randn(1, 64, 50))
     with pytest.raises(ValueError, match="max_frames=128"):
         net(torch.randn(1, 40, 200))
-    with pytest.raises(ConfigError, match="patch_size"):
+    with pytest.raises(ValueError, match="patch_size=\\[64, 64\\] is larger"):
         _net(patch_size=64)

@@ -1,4 +1,4 @@
-"""GPT size presets (configs/model/gpt_*.yaml) give the textbook parameter counts, built on the meta
+"""GPT size presets (configs/net/gpt_*.yaml, gpt2_*.yaml) give the textbook parameter counts, built on the meta
 device so that even the 1.3B model costs no memory."""
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ EXPECTED = {  # with the GPT-2 vocabulary of 50,257 tokens
 
 @pytest.mark.parametrize("preset", sorted(EXPECTED))
 def test_preset_parameter_counts_on_meta(make_cfg, preset):
-    cfg = make_cfg(["experiment=shakespeare_char_gpt", f"model={preset}"])
+    cfg = make_cfg(["experiment=shakespeare_char_gpt", f"net={preset}"])
     assert cfg.model.net.block_size == EXPECTED[preset][0]
     with open_dict(cfg):
         cfg.model.net.vocab_size = 50257

@@ -1,11 +1,10 @@
 import pytest
 import torch
 
-from bigmodel.nets.cnn import SmallCNN
+from bigmodel.nets.big_mlp import BigMLP
 from bigmodel.nets.gpt import GPT
-from bigmodel.nets.mlp import BigMLP
+from bigmodel.nets.small_cnn import SmallCNN
 from bigmodel.nets.transformer import Block
-from bigmodel.utils.errors import ConfigError
 
 
 def test_mlp_and_cnn_shapes():
@@ -37,7 +36,7 @@ def test_gpt_is_causal_and_generates_deterministically():
     a = net.generate(x[:, :3], 6, top_k=5, generator=torch.Generator().manual_seed(1))
     b = net.generate(x[:, :3], 6, top_k=5, generator=torch.Generator().manual_seed(1))
     assert a.shape == (2, 9) and torch.equal(a, b)
-    with pytest.raises(ConfigError, match="block_size=16"):
+    with pytest.raises(ValueError, match="block_size=16"):
         net(torch.zeros(1, 17, dtype=torch.long))
 
 
@@ -49,5 +48,5 @@ def test_block_padding_mask_ignores_padded_keys():
     noisy = x.clone()
     noisy[:, 3:] = torch.randn(1, 2, 16) * 10
     assert torch.allclose(block(x, mask)[:, :3], block(noisy, mask)[:, :3], atol=1e-5)
-    with pytest.raises(ConfigError, match="divisible"):
+    with pytest.raises(ValueError, match="n_embd=10 must be divisible by n_head=3"):
         Block(10, 3)

@@ -7,7 +7,6 @@ import torch
 import torchvision
 
 from bigmodel.nets.resnet import ResNet
-from bigmodel.utils.errors import ConfigError
 
 
 @pytest.mark.parametrize("arch", ["resnet18", "resnet50"])
@@ -45,7 +44,7 @@ def test_zero_init_residual_makes_blocks_identity_at_start():
 
 
 def test_bad_arch_and_width():
-    with pytest.raises(ConfigError, match="net.arch"):
+    with pytest.raises(ValueError, match="arch=.resnet7. is not one of"):
         ResNet(3, 10, "resnet7")
-    with pytest.raises(ConfigError, match="net.width"):
+    with pytest.raises(ValueError, match="width=0 must be >= 1"):
         ResNet(3, 10, width=0)

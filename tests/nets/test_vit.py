@@ -7,7 +7,6 @@ import torch
 
 from bigmodel.nets.transformer import Block
 from bigmodel.nets.vit import ViT
-from bigmodel.utils.errors import ConfigError
 
 
 @pytest.mark.parametrize("patch_size, image_size, channels", [(4, 32, 3), (7, 28, 1), (2, 8, 3)])
@@ -18,10 +17,10 @@ def test_shapes_and_sequence_length(patch_size, image_size, channels):
     assert sum(isinstance(m, Block) for m in net.modules()) == 2  # built from the shared blocks
 
 
-def test_mean_pool_and_cls_pool_differ():
+def test_mean_pooling_and_cls_pooling_differ():
     torch.manual_seed(0)
-    a = ViT(3, 4, 8, patch_size=4, n_layer=1, n_embd=16, n_head=2, pool="cls")
-    b = ViT(3, 4, 8, patch_size=4, n_layer=1, n_embd=16, n_head=2, pool="mean")
+    a = ViT(3, 4, 8, patch_size=4, n_layer=1, n_embd=16, n_head=2, pooling="cls")
+    b = ViT(3, 4, 8, patch_size=4, n_layer=1, n_embd=16, n_head=2, pooling="mean")
     b.load_state_dict(a.state_dict())
     for net in (a, b):
         torch.nn.init.normal_(net.head.weight)
@@ -30,11 +29,11 @@ def test_mean_pool_and_cls_pool_differ():
     assert not torch.allclose(a(x), b(x))
 
 
-def test_bad_patch_size_and_pool():
-    with pytest.raises(ConfigError, match="patch_size=5 must divide data.image_size=32"):
+def test_bad_patch_size_and_pooling():
+    with pytest.raises(ValueError, match="patch_size=5 must divide image_size=32"):
         ViT(3, 10, 32, patch_size=5)
-    with pytest.raises(ConfigError, match="net.pool"):
-        ViT(3, 10, 32, pool="max")
+    with pytest.raises(ValueError, match="pooling='max'"):
+        ViT(3, 10, 32, pooling="max")
 
 
 def test_learns_a_tiny_task():

@@ -146,7 +146,9 @@ def test_deepspeed_stage_2_on_gpu(make_cfg):
 
 def test_fsdp_empty_init_builds_1b3_on_meta(make_cfg):
     """What Lightning wraps around configure_model under trainer=fsdp: the 1.3B net allocates nothing."""
-    cfg = make_cfg(["~experiment", "trainer=fsdp", "model=gpt_1b3", "model.net.vocab_size=50257"])
+    cfg = make_cfg(
+        ["~experiment", "trainer=fsdp", "model=language_model", "net=gpt_1b3", "model.net.vocab_size=50257"]
+    )
     strategy = hydra.utils.instantiate(cfg.trainer.strategy)
     with strategy.tensor_init_context(empty_init=True):
         net = hydra.utils.instantiate(cfg.model.net)

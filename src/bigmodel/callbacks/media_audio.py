@@ -12,7 +12,7 @@ from bigmodel.callbacks.media import MediaCallback, class_names, heatmap, label,
 from bigmodel.utils.errors import ConfigError
 
 
-class AudioPredictions(MediaCallback):
+class MediaAudio(MediaCallback):
     """Logs ``val/audio`` (the first ``max_clips`` validation clips, captioned ``true: <name> / pred: <name>``)
     and ``val/log_mel`` (each clip's log-mel spectrogram as an image: time left to right, low frequencies at
     the bottom, brighter = louder, in dB relative to the clip's peak).

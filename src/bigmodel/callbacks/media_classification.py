@@ -33,7 +33,7 @@ def per_class_metrics(preds: torch.Tensor, target: torch.Tensor, num_classes: in
     }
 
 
-class ConfusionMatrix(MediaCallback):
+class MediaClassification(MediaCallback):
     """Logs, over each selected validation epoch (rank 0's share of the validation set under DDP):
 
     - ``val/confusion_matrix``: W&B's interactive confusion-matrix chart (``wandb.plot.confusion_matrix``);

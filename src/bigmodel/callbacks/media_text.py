@@ -13,7 +13,7 @@ from bigmodel.utils.errors import ConfigError
 HOOK = "generate_sample"
 
 
-class GeneratedText(MediaCallback):
+class MediaText(MediaCallback):
     """At the end of each selected validation epoch, asks the LightningModule for one sample per prompt and
     logs ``val/generated``: W&B gets a table ``step, epoch, prompt, sample`` holding every row so far (the
     newest ``max_rows``), so samples can be read side by side over training; TensorBoard gets this epoch's

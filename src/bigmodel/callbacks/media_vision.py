@@ -18,7 +18,7 @@ from bigmodel.callbacks.media import (
 )
 
 
-class ImagePredictions(MediaCallback):
+class MediaVision(MediaCallback):
     """Logs ``val/samples`` (the first ``max_images`` validation images, the same ones every time, so their
     predictions can be compared over epochs) and ``val/misclassified`` (up to ``max_misclassified`` wrong
     predictions), each captioned ``true: <name> / pred: <name>``.

@@ -5,13 +5,13 @@ from __future__ import annotations
 import re
 from typing import Any
 
-import hydra
 import torch
 import torch.nn.functional as F
 from lightning import LightningModule
 from torchmetrics import MaxMetric, MeanMetric
 from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
 
+from bigmodel.models.build import instantiate_part
 from bigmodel.models.optim import build_optimizer, build_scheduler
 from bigmodel.utils.compile import compile_net
 from bigmodel.utils.config import to_plain
@@ -40,6 +40,9 @@ class ClassificationModule(LightningModule):
     Logs ``train/loss``, ``train/acc``, ``val/loss``, ``val/acc``, ``val/f1``, ``val/acc_best``,
     ``test/loss``, ``test/acc``, ``test/f1`` (accuracy is micro, F1 is macro over classes), and with
     ``per_class_acc`` one ``test/acc_<class>`` per class (name sanitised to ``[A-Za-z0-9_.-]``).
+
+    Raises:
+        ConfigError: the net or frontend rejects its arguments (``model.net: ...``, ``model.frontend: ...``).
     """
 
     def __init__(
@@ -66,8 +69,8 @@ class ClassificationModule(LightningModule):
                 "per_class_acc": per_class_acc,
             }
         )
-        self.net = hydra.utils.instantiate(self.hparams.net)
-        self.frontend = hydra.utils.instantiate(self.hparams.frontend) if frontend else None
+        self.net = instantiate_part(self.hparams.net, "model.net")
+        self.frontend = instantiate_part(self.hparams.frontend, "model.frontend") if frontend else None
         self.class_names: list[str] | None = None
         self.train_acc = MulticlassAccuracy(num_classes, average="micro")
         for stage in ("val", "test"):

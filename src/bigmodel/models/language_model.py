@@ -6,12 +6,12 @@ import logging
 import math
 from typing import Any
 
-import hydra
 import torch
 import torch.nn.functional as F
 from lightning import LightningModule
 from torchmetrics import MeanMetric, MinMetric
 
+from bigmodel.models.build import instantiate_part
 from bigmodel.models.optim import build_optimizer, build_scheduler, decay_param_groups
 from bigmodel.tokenizers import Tokenizer, tokenizer_from_dict
 from bigmodel.utils.compile import compile_net
@@ -51,7 +51,8 @@ class LanguageModelModule(LightningModule):
 
     Raises:
         ConfigError: in ``configure_model``, a data ``block_size`` larger than the net's position table,
-            or a null vocab/block size with no DataModule to read it from.
+            or a null vocab/block size with no DataModule to read it from; the net rejects its arguments
+            (``model.net: ...``).
     """
 
     def __init__(
@@ -105,7 +106,7 @@ class LanguageModelModule(LightningModule):
                 f"The tokenizer has {dm.vocab_size} ids but model.net.vocab_size={cfg['vocab_size']}; "
                 "set model.net.vocab_size=null to take it from the data."
             )
-        self.net = hydra.utils.instantiate(cfg)
+        self.net = instantiate_part(cfg, "model.net")
         compile_net(self.net, self.hparams.get("compile"))
 
     def configure_gradient_clipping(self, optimizer, gradient_clip_val=None, gradient_clip_algorithm=None):

@@ -9,14 +9,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from bigmodel.nets.transformer import TransformerStack, init_transformer_weights
-from bigmodel.utils.errors import ConfigError
 
 
 def _pair(v: int | Sequence[int]) -> tuple[int, int]:
     return (int(v), int(v)) if isinstance(v, int) else (int(v[0]), int(v[1]))
 
 
-class AudioSpectrogramTransformer(nn.Module):
+class AST(nn.Module):
     """AST-style classifier (Gong et al. 2021, https://arxiv.org/abs/2104.01778): the log-mel spectrogram
     is cut into (possibly overlapping) patches, each linearly projected to ``n_embd``; a learned [CLS]
     token and learned 2-D position embeddings are added; pre-LN transformer blocks
@@ -25,7 +24,7 @@ class AudioSpectrogramTransformer(nn.Module):
 
     Args:
         num_classes: output logits.
-        n_mels: mel bands of the input (``${model.frontend.n_mels}``); fixes the frequency patch grid.
+        n_mels: mel bands of the input (the frontend's ``n_mels``); fixes the frequency patch grid.
         max_frames: longest input in frames; sizes the position table (shorter inputs use a prefix).
         patch_size: patch (mel bins, frames), an int for square patches.
         patch_stride: patch stride (mel bins, frames); default ``patch_size`` (no overlap). AST uses
@@ -37,9 +36,9 @@ class AudioSpectrogramTransformer(nn.Module):
     Inputs shorter than one patch are zero-padded in time.
 
     Raises:
-        ConfigError: a patch larger than ``n_mels`` or ``max_frames``, or ``n_embd`` not divisible by
-            ``n_head``. ``ValueError`` in ``forward`` for an input with other than ``n_mels`` bands or
-            more than ``max_frames`` frames.
+        ValueError: a patch larger than ``n_mels`` or ``max_frames``, or ``n_embd`` not divisible by
+            ``n_head``; in ``forward``, an input with other than ``n_mels`` bands or more than
+            ``max_frames`` frames.
     """
 
     def __init__(
@@ -59,8 +58,8 @@ class AudioSpectrogramTransformer(nn.Module):
         self.patch = _pair(patch_size)
         self.stride = _pair(patch_stride) if patch_stride is not None else self.patch
         if self.patch[0] > n_mels or self.patch[1] > max_frames:
-            raise ConfigError(
-                f"model.net.patch_size={list(self.patch)} is larger than the input (n_mels={n_mels}, "
+            raise ValueError(
+                f"patch_size={list(self.patch)} is larger than the input (n_mels={n_mels}, "
                 f"max_frames={max_frames}); use smaller patches."
             )
         self.grid_f = (n_mels - self.patch[0]) // self.stride[0] + 1
@@ -81,13 +80,11 @@ class AudioSpectrogramTransformer(nn.Module):
             x = x.unsqueeze(1)
         _, _, f, t = x.shape
         if f != self.n_mels:
-            raise ValueError(
-                f"AudioSpectrogramTransformer was built for n_mels={self.n_mels}; got {f} bands."
-            )
+            raise ValueError(f"AST was built for n_mels={self.n_mels}; got {f} bands.")
         if t > self.max_frames:
             raise ValueError(
-                f"Input has {t} frames, more than model.net.max_frames={self.max_frames}; raise max_frames "
-                "or shorten data.clip_s."
+                f"Input has {t} frames, more than max_frames={self.max_frames}; raise max_frames "
+                "or shorten the clips."
             )
         if t < self.patch[1]:
             x = F.pad(x, (0, self.patch[1] - t))

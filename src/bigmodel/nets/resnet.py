@@ -12,8 +12,6 @@ from __future__ import annotations
 from torch import Tensor, nn
 from torchvision.models.resnet import BasicBlock, Bottleneck
 
-from bigmodel.utils.errors import ConfigError
-
 ARCHS: dict[str, tuple[type[BasicBlock | Bottleneck], list[int]]] = {
     "resnet18": (BasicBlock, [2, 2, 2, 2]),
     "resnet34": (BasicBlock, [3, 4, 6, 3]),
@@ -36,7 +34,7 @@ class ResNet(nn.Module):
             starts as the identity (Goyal et al. 2017); trains faster in short runs.
 
     Raises:
-        ConfigError: an unknown ``arch`` or a non-positive ``width``.
+        ValueError: an unknown ``arch`` or a non-positive ``width``.
     """
 
     def __init__(
@@ -50,9 +48,9 @@ class ResNet(nn.Module):
     ) -> None:
         super().__init__()
         if arch not in ARCHS:
-            raise ConfigError(f"net.arch={arch!r} is not one of {sorted(ARCHS)}.")
+            raise ValueError(f"arch={arch!r} is not one of {sorted(ARCHS)}.")
         if width < 1:
-            raise ConfigError(f"net.width={width} must be >= 1.")
+            raise ValueError(f"width={width} must be >= 1.")
         block, layers = ARCHS[arch]
         if small_input:
             self.conv1 = nn.Conv2d(in_channels, width, 3, stride=1, padding=1, bias=False)

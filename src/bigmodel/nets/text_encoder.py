@@ -11,10 +11,9 @@ import torch
 from torch import nn
 
 from bigmodel.nets.transformer import TransformerStack, init_transformer_weights, pool_tokens
-from bigmodel.utils.errors import ConfigError
 
 
-class TextEncoderClassifier(nn.Module):
+class TextEncoder(nn.Module):
     """Transformer encoder + pooling + linear classifier.
 
     Args:
@@ -29,7 +28,7 @@ class TextEncoderClassifier(nn.Module):
     Shapes: ``x`` ``(B, T)`` int64 token ids, right-padded with ``pad_id``, ``T <= max_length`` -> logits ``(B, K)``.
 
     Raises:
-        ConfigError: an unknown ``pooling``; ``T > max_length`` in ``forward``.
+        ValueError: an unknown ``pooling``; ``T > max_length`` in ``forward``.
     """
 
     def __init__(
@@ -46,7 +45,7 @@ class TextEncoderClassifier(nn.Module):
     ) -> None:
         super().__init__()
         if pooling not in ("cls", "mean"):
-            raise ConfigError(f"model.net.pooling={pooling!r} is not one of: cls, mean.")
+            raise ValueError(f"pooling={pooling!r} is not one of: cls, mean.")
         self.pooling, self.pad_id, self.max_length = pooling, pad_id, max_length
         self.wte = nn.Embedding(vocab_size, n_embd)
         self.wpe = nn.Embedding(max_length + 1, n_embd)
@@ -60,7 +59,7 @@ class TextEncoderClassifier(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         B, T = x.shape
         if T > self.max_length:
-            raise ConfigError(f"Input of {T} tokens exceeds model.net.max_length={self.max_length}.")
+            raise ValueError(f"Input of {T} tokens exceeds max_length={self.max_length}.")
         mask = x != self.pad_id
         mask[:, 0] |= ~mask.any(dim=1)  # an all-padding row would make attention NaN
         h = self.wte(x)

@@ -11,8 +11,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bigmodel.utils.errors import ConfigError
-
 
 class SelfAttention(nn.Module):
     """Multi-head self-attention.
@@ -27,7 +25,7 @@ class SelfAttention(nn.Module):
     Shapes: ``x`` ``(B, T, C)`` -> ``(B, T, C)``. ``key_padding_mask`` ``(B, T)`` bool, True = real token.
 
     Raises:
-        ConfigError: ``n_embd`` not divisible by ``n_head``.
+        ValueError: ``n_embd`` not divisible by ``n_head``.
     """
 
     def __init__(
@@ -35,7 +33,7 @@ class SelfAttention(nn.Module):
     ):
         super().__init__()
         if n_embd % n_head:
-            raise ConfigError(f"n_embd={n_embd} must be divisible by n_head={n_head}.")
+            raise ValueError(f"n_embd={n_embd} must be divisible by n_head={n_head}.")
         self.n_head, self.causal, self.dropout = n_head, causal, dropout
         self.qkv = nn.Linear(n_embd, 3 * n_embd, bias=bias)
         self.proj = nn.Linear(n_embd, n_embd, bias=bias)

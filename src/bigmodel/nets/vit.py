@@ -13,7 +13,6 @@ import torch
 from torch import nn
 
 from bigmodel.nets.transformer import TransformerStack, init_transformer_weights
-from bigmodel.utils.errors import ConfigError
 
 
 class ViT(nn.Module):
@@ -27,10 +26,10 @@ class ViT(nn.Module):
             patches (+1 [CLS] token).
         n_layer, n_embd, n_head: transformer depth, width and heads.
         dropout: dropout in attention, MLP and after the embeddings.
-        pool: ``cls`` (the [CLS] token's output) or ``mean`` (mean over patch outputs).
+        pooling: ``cls`` (the [CLS] token's output) or ``mean`` (mean over patch outputs).
 
     Raises:
-        ConfigError: ``image_size`` not divisible by ``patch_size``, an unknown ``pool``, or ``n_embd``
+        ValueError: ``image_size`` not divisible by ``patch_size``, an unknown ``pooling``, or ``n_embd``
             not divisible by ``n_head``.
     """
 
@@ -44,17 +43,17 @@ class ViT(nn.Module):
         n_embd: int = 192,
         n_head: int = 3,
         dropout: float = 0.0,
-        pool: str = "cls",
+        pooling: str = "cls",
     ) -> None:
         super().__init__()
         if patch_size < 1 or image_size % patch_size:
-            raise ConfigError(
-                f"net.patch_size={patch_size} must divide data.image_size={image_size} "
+            raise ValueError(
+                f"patch_size={patch_size} must divide image_size={image_size} "
                 f"(e.g. {[p for p in (2, 4, 7, 8, 14, 16) if image_size % p == 0]})."
             )
-        if pool not in ("cls", "mean"):
-            raise ConfigError(f"net.pool={pool!r} is not one of: cls, mean.")
-        self.pool = pool
+        if pooling not in ("cls", "mean"):
+            raise ValueError(f"pooling={pooling!r} is not one of: cls, mean.")
+        self.pooling = pooling
         n_patches = (image_size // patch_size) ** 2
         self.patch_embed = nn.Conv2d(in_channels, n_embd, patch_size, stride=patch_size)
         self.cls_token = nn.Parameter(torch.zeros(1, 1, n_embd))
@@ -71,4 +70,4 @@ class ViT(nn.Module):
         x = self.patch_embed(x).flatten(2).transpose(1, 2)  # (B, C, H, W) -> (B, N, n_embd)
         x = torch.cat([self.cls_token.expand(x.shape[0], -1, -1), x], dim=1) + self.pos_embed
         x = self.transformer(self.drop(x))
-        return self.head(x[:, 0] if self.pool == "cls" else x[:, 1:].mean(dim=1))
+        return self.head(x[:, 0] if self.pooling == "cls" else x[:, 1:].mean(dim=1))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from bigmodel.nets.audio_cnn import AudioResNet
+from bigmodel.nets.audio_resnet import AudioResNet
 
 
 @pytest.mark.parametrize("shape", [(2, 40, 101), (3, 64, 51), (2, 1, 40, 7)])
