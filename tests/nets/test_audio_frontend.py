@@ -111,9 +111,9 @@ def test_shared_log_mel_construction_equals_the_frontends_output():
     assert torch.allclose(fe(x), to_db(mel(x).unsqueeze(1)).squeeze(1), atol=1e-5)
     # the media callback's image is drawn from the same construction (window = n_fft, its own hop)
     from bigmodel.callbacks.media import heatmap
-    from bigmodel.callbacks.media_audio import AudioPredictions
+    from bigmodel.callbacks.media_audio import MediaAudio
 
-    cb = AudioPredictions(sample_rate_hz=8000, n_mels=32, n_fft=256, hop_ms=10)
+    cb = MediaAudio(sample_rate_hz=8000, n_mels=32, n_fft=256, hop_ms=10)
     cb.rate = 8000
     mel, to_db = log_mel_transforms(8000, 32, 256, 80, top_db=80.0)
     expected = heatmap(to_db(mel(x[:1]))[0].flip(0).numpy())
