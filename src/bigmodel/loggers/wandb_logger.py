@@ -53,7 +53,8 @@ def _wandb_init_kwargs(logger: _LightningWandbLogger) -> dict[str, Any]:
     The only use of a Lightning internal in this package, checked against lightning 2.6.6: ``__init__``
     stores the arguments in ``_wandb_init`` and the ``experiment`` property reads that dict when it creates
     the run. Lightning has no public way to change them after construction, and we learn the mode (rank 0,
-    first use) and a resumed run id (from the checkpoint) only later.
+    first use) and a resumed run id (from the checkpoint) only later; Lightning also always adds
+    ``anonymous=None``, a deprecated setting wandb warns about, which only this dict lets us drop.
     ``tests/loggers/test_wandb_logger.py::test_wandb_init_kwargs_reach_wandb_init`` fails when this changes.
     """
     return logger._wandb_init  # noqa: SLF001
