@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from lightning.fabric.utilities.throughput import measure_flops
 from torch.utils.data import DataLoader, TensorDataset
 
-from bigmodel.callbacks.throughput import measure_cpu_matmul_flops
+from bigmodel.callbacks.peak_flops import measure_cpu_matmul_flops
 from bigmodel.models.classification import ClassificationModule
 
 ADAMW = {"_target_": "torch.optim.AdamW", "_partial_": True, "lr": 1e-3}

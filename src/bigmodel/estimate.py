@@ -2,7 +2,8 @@
 ``python -m bigmodel.estimate model=language_model net=gpt2_medium trainer=fsdp trainer.devices=8
 precision=bf16-mixed`` (also ``bigmodel-estimate``, ``make estimate``). It composes the same config groups as ``bigmodel.train``,
 builds ``cfg.model.net`` on the meta device (exact parameter count, no memory) and prints a table; the
-figures also go to ``<output_dir>/estimate.json``. Formulas and sources: :mod:`bigmodel.utils.estimate_math`.
+figures also go to ``<output_dir>/estimate.json``. Formulas and sources: :mod:`bigmodel.utils.estimate_math`;
+peak FLOP/s per device: :mod:`bigmodel.callbacks.peak_flops`.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from omegaconf import DictConfig, OmegaConf
 from rich.console import Console
 from rich.table import Table
 
+from bigmodel.callbacks.peak_flops import gpu_peak_flops, precision_dtype
 from bigmodel.models.build import instantiate_part
 from bigmodel.utils import estimate_math as em
 from bigmodel.utils.batch import count_devices
@@ -86,7 +88,7 @@ def estimate(cfg: DictConfig) -> dict[str, Any]:
     counts = param_counts(net)
     shape = _shape(net, net_cfg)
     precision = str(cfg.trainer.precision)
-    dtype = em.precision_dtype(precision)
+    dtype = precision_dtype(precision)
     strategy = cfg.trainer.get("strategy", "auto")
     plan = em.strategy_plan(
         OmegaConf.to_container(strategy) if isinstance(strategy, DictConfig) else strategy
@@ -115,7 +117,7 @@ def estimate(cfg: DictConfig) -> dict[str, Any]:
     seq = int(est.seq_len or shape["block_size"])
     fpt = em.flops_per_token(counts["matmul_params"], shape["n_layer"], seq, shape["n_embd"])
     tokens = float(est.tokens) if est.tokens else em.CHINCHILLA_TOKENS_PER_PARAM * counts["params"]
-    peak = em.gpu_peak_flops(est.gpu, dtype)
+    peak = gpu_peak_flops(est.gpu, dtype)
     act = em.activation_bytes(
         shape["n_layer"], seq, micro, shape["n_embd"], shape["vocab_size"], precision, ckpt
     )

@@ -16,11 +16,12 @@ from typing import Any
 import hydra
 import lightning as L
 import torch
+from lightning.fabric.utilities.rank_zero import rank_zero_only
 from omegaconf import DictConfig
 
 from bigmodel.callbacks.monitor_check import MonitorCheck
 from bigmodel.callbacks.run_config import RunConfigInCheckpoint
-from bigmodel.utils import tracking
+from bigmodel.loggers import tracking
 from bigmodel.utils.batch import apply_batch_plan
 from bigmodel.utils.config import instantiate_group, print_config_tree, subset
 from bigmodel.utils.resolvers import CONFIG_DIR
@@ -45,8 +46,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         torch.set_float32_matmul_precision(cfg.extras.float32_matmul_precision)
     if cfg.extras.get("ignore_warnings"):
         warnings.filterwarnings("ignore")
-    if L.fabric.utilities.rank_zero.rank_zero_only.rank == 0:
-        print_config_tree(cfg, save_dir=output_dir, show=cfg.extras.get("print_config", True))
+    # no Trainer exists yet to ask `is_global_zero`: Lightning's decorator reads the rank from the environment
+    rank_zero_only(print_config_tree)(cfg, save_dir=output_dir, show=cfg.extras.get("print_config", True))
     ckpt_path = resolve_ckpt_path(cfg.get("ckpt_path"), cfg.paths.log_dir, cfg.task_name)
     if ckpt_path:
         check_resume_compatible(ckpt_path, cfg)

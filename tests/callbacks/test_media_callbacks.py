@@ -19,9 +19,9 @@ from bigmodel.callbacks.media_audio import MediaAudio
 from bigmodel.callbacks.media_classification import MediaClassification, per_class_metrics
 from bigmodel.callbacks.media_text import MediaText
 from bigmodel.callbacks.media_vision import MediaVision
+from bigmodel.loggers.wandb_logger import WandbLogger
 from bigmodel.models.classification import ClassificationModule
 from bigmodel.utils.errors import ConfigError
-from bigmodel.utils.wandb_logger import WandbLogger
 from tests.helpers.tb_events import tb_tags
 from tests.helpers.wandb_offline import find_runs
 

@@ -1,8 +1,9 @@
-"""Training throughput and model FLOPs utilisation (MFU), on Lightning's ``ThroughputMonitor``.
+"""Training throughput and model FLOPs utilisation (MFU), on Lightning's public ``Throughput`` meter.
 
 FLOPs per batch come from ``torch.utils.flop_counter`` (through Lightning's ``measure_flops``) on a meta-device
 copy of the net, so nothing is counted by hand and no memory or compute is spent. MFU (Chowdhery et al. 2022,
-PaLM, appendix B) = achieved model FLOP/s per device / peak FLOP/s per device.
+PaLM, appendix B) = achieved model FLOP/s per device / peak FLOP/s per device
+(:mod:`bigmodel.callbacks.peak_flops`).
 """
 
 from __future__ import annotations
@@ -13,43 +14,14 @@ from typing import Any
 
 import hydra
 import torch
-from lightning import LightningModule, Trainer
-from lightning.fabric.utilities.throughput import get_available_flops, measure_flops
-from lightning.pytorch.callbacks import ThroughputMonitor
-from lightning.pytorch.trainer.states import RunningStage
+from lightning import Callback, LightningModule, Trainer
+from lightning.fabric.utilities.rank_zero import rank_zero_only
+from lightning.fabric.utilities.throughput import Throughput, measure_flops
+from lightning.pytorch.trainer.states import TrainerFn
 
-from bigmodel.utils.estimate_math import GPU_PEAK_FLOPS, precision_dtype
+from bigmodel.callbacks.peak_flops import peak_flops_per_device
 
 log = logging.getLogger(__name__)
-
-
-def measure_cpu_matmul_flops(n: int = 1024, dtype: torch.dtype = torch.float32, repeats: int = 8) -> float:
-    """Peak FLOP/s of this CPU for dense ``n x n`` matmuls of ``dtype`` with the current thread count:
-    the best of ``repeats`` timed ``torch.mm`` calls (2·n³ FLOPs each), after one warm-up."""
-    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
-    torch.mm(a, b)
-    best = float("inf")
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        torch.mm(a, b)
-        best = min(best, time.perf_counter() - t0)
-    return 2.0 * n**3 / best
-
-
-def peak_flops_per_device(device: torch.device, precision: str) -> float | None:
-    """Peak FLOP/s of one device for ``precision``: our dense table for A100/H100/H200 by CUDA device name,
-    else Lightning's table, and a short matmul measurement on CPU (None when unknown)."""
-    dtype = precision_dtype(precision)
-    if device.type == "cuda":
-        name = torch.cuda.get_device_name(device).upper()
-        for chip, table in GPU_PEAK_FLOPS.items():
-            if chip in name:
-                return table[dtype]
-        torch_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16, "tf32": "tfloat32"}[dtype]
-        return get_available_flops(device, torch_dtype)
-    if device.type == "cpu":
-        return measure_cpu_matmul_flops(dtype=torch.bfloat16 if dtype == "bf16" else torch.float32)
-    return None
 
 
 def _first_tensor(batch: Any) -> torch.Tensor | None:
@@ -76,7 +48,7 @@ def _is_token_batch(batch: Any) -> bool:
     return x is not None and x.ndim == 2 and not torch.is_floating_point(x)
 
 
-class ThroughputMFU(ThroughputMonitor):
+class ThroughputMFU(Callback):
     """Logs, every ``trainer.log_every_n_steps`` optimizer steps once ``window_size`` batches are seen:
 
     - ``perf/samples_per_sec``: samples/s over all devices;
@@ -85,57 +57,131 @@ class ThroughputMFU(ThroughputMonitor):
       (forward + backward) from the flop counter;
     - ``perf/mfu``: that divided by the device's peak FLOP/s, a fraction in 0-1.
 
-    The last values also go to ``metrics.json``.
+    They are logged with ``pl_module.log`` on the same step as ``train/*``, so the last values also reach
+    ``trainer.callback_metrics`` and ``metrics.json``. Timing follows Lightning's ``ThroughputMonitor``: rank 0
+    only, wall time from the start of fit with validation left out, CUDA synchronised at each batch end (what
+    makes the clock right; the figures themselves never touch the device).
 
     Args:
         peak_flops: peak FLOP/s per device; ``null`` looks it up (A100/H100/H200 table by precision, or
             Lightning's table) or, on CPU, measures a 1024x1024 matmul at start.
-        window_size: batches averaged per figure.
+        window_size: batches averaged per figure (at least 2).
 
     A module may set ``flops_per_batch`` itself (training FLOPs per device per batch); otherwise it is measured
     on the first batch from ``pl_module.hparams.net`` (and ``pl_module.frontend``), and MFU is skipped with a
     warning when that fails.
+
+    Raises:
+        ValueError: ``window_size`` below 2.
     """
 
     def __init__(self, peak_flops: float | None = None, window_size: int = 10) -> None:
-        super().__init__(batch_size_fn=_batch_size, window_size=window_size)
+        if window_size < 2:
+            raise ValueError(f"callbacks.throughput.window_size={window_size}: use 2 or more batches.")
         self.peak_flops = peak_flops
-        self.last: dict[str, float] = {}
+        self.window_size = window_size
+        self.available_flops: float | None = None
+        self._meter: Throughput | None = None
+        # the training clock and counters, (re)set by on_train_start (rank 0)
+        self._t0 = self._train_end = self._val_end = 0.0
+        self._batches = self._samples = self._tokens = self._step_seen = 0
+        self._count_tokens: bool | None = None  # decided on the first batch
 
     def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
-        super().setup(trainer, pl_module, stage)
+        if stage != "fit":
+            return  # only training figures are logged (flops_per_batch counts forward + backward)
         peak = self.peak_flops or peak_flops_per_device(trainer.strategy.root_device, str(trainer.precision))
         self.available_flops = peak
-        for t in self._throughputs.values():
-            t.available_flops = peak
+        self._meter = Throughput(
+            available_flops=peak, world_size=trainer.world_size, window_size=self.window_size
+        )
         if peak:
             log.info("Peak per device for MFU: %.2f TFLOP/s (%s)", peak / 1e12, trainer.strategy.root_device)
 
+    def _now(self, trainer: Trainer) -> float:
+        if trainer.strategy.root_device.type == "cuda":
+            torch.cuda.synchronize()  # else perf_counter() times the kernel launches, not the kernels
+        return time.perf_counter()
+
+    @rank_zero_only
+    def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        assert self._meter is not None
+        self._meter.reset()
+        self._t0 = self._train_end = time.perf_counter()
+        self._batches = self._samples = self._tokens = 0
+        self._step_seen = trainer.global_step
+        self._count_tokens = None
+
+    @rank_zero_only
     def on_train_batch_start(self, trainer: Trainer, pl_module: LightningModule, batch: Any, *_: Any) -> None:
-        if self._module_has_flops is None:  # first batch
-            if _is_token_batch(batch):
-                self.length_fn = _tokens
+        if self._count_tokens is None:  # first batch
+            self._count_tokens = _is_token_batch(batch)
             if getattr(pl_module, "flops_per_batch", None) is None:
                 pl_module.flops_per_batch = measure_batch_flops(pl_module, batch)  # type: ignore[assignment]
 
-    def _compute(self, trainer: Trainer, iter_num: int | None = None) -> None:
-        stage = trainer.state.stage
-        if stage != RunningStage.TRAINING or not trainer._logger_connector.should_update_logs:
-            return  # flops_per_batch counts forward+backward: only training figures are meaningful
-        m = self._throughputs[stage].compute()
+    @rank_zero_only
+    def on_train_batch_end(
+        self, trainer: Trainer, pl_module: LightningModule, outputs: Any, batch: Any, *_: Any
+    ) -> None:
+        assert self._meter is not None
+        self._train_end = self._now(trainer)
+        self._batches += 1
+        self._samples += _batch_size(batch)
+        if self._count_tokens:
+            self._tokens += _tokens(batch)
+        self._meter.update(
+            time=self._train_end - self._t0,
+            batches=self._batches,
+            samples=self._samples,  # assumes every batch of the window has the same size, as Lightning does
+            lengths=self._tokens if self._count_tokens else None,
+            flops=getattr(pl_module, "flops_per_batch", None),
+        )
+        # Log when Lightning logs train/*: after an optimizer step (not while accumulating gradients) whose
+        # number is a multiple of log_every_n_steps, or when the run stops.
+        step, every = trainer.global_step, trainer.log_every_n_steps
+        if step == self._step_seen or not every:
+            return
+        self._step_seen = step
+        if step % every and not trainer.should_stop:
+            return
+        for name, value in self._figures().items():
+            # a CPU float64 tensor: no host-to-device copy, and the value stays exact
+            figure = torch.tensor(value, dtype=torch.float64)
+            pl_module.log(name, figure, on_step=True, on_epoch=False, batch_size=1, rank_zero_only=True)
+
+    def _figures(self) -> dict[str, float]:
+        assert self._meter is not None
+        m = self._meter.compute()
         out = {
             "perf/samples_per_sec": m.get("samples_per_sec", m.get("device/samples_per_sec")),
             "perf/tokens_per_sec": m.get("items_per_sec", m.get("device/items_per_sec")),
             "perf/tflops_per_sec": m["device/flops_per_sec"] / 1e12 if "device/flops_per_sec" in m else None,
             "perf/mfu": m.get("device/mfu"),
         }
-        out = {k: float(v) for k, v in out.items() if v is not None}
-        if out:
-            self.last.update(out)
-            trainer._logger_connector.log_metrics(out, step=iter_num)  # type: ignore[arg-type]
+        return {k: float(v) for k, v in out.items() if v is not None}
 
-    def on_train_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        trainer.callback_metrics.update({k: torch.tensor(v) for k, v in self.last.items()})
+    # Validation inside fit pauses the training clock: from the last training batch to the last validation
+    # batch (as Lightning's ThroughputMonitor does), so evaluation does not sink the training figures.
+    @rank_zero_only
+    def on_validation_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        self._val_end = time.perf_counter()
+
+    @rank_zero_only
+    def on_validation_batch_end(
+        self, trainer: Trainer, pl_module: LightningModule, *_: Any, **__: Any
+    ) -> None:
+        if _validating_inside_fit(trainer):
+            self._val_end = self._now(trainer)
+
+    @rank_zero_only
+    def on_validation_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        if _validating_inside_fit(trainer):
+            self._t0 += self._val_end - self._train_end
+            self._train_end = self._val_end
+
+
+def _validating_inside_fit(trainer: Trainer) -> bool:
+    return not trainer.sanity_checking and trainer.state.fn == TrainerFn.FITTING
 
 
 def measure_batch_flops(pl_module: LightningModule, batch: Any) -> int | None:

@@ -93,7 +93,7 @@ class ClassificationModule(LightningModule):
         clip_gradients(self, optimizer, gradient_clip_val, gradient_clip_algorithm)
 
     def setup(self, stage: str) -> None:
-        dm = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
+        dm = getattr(self.trainer, "datamodule", None)  # Lightning calls setup, so a Trainer is attached
         if getattr(dm, "classes", None) is not None:
             self.class_names = [str(c) for c in dm.classes]
 

@@ -82,7 +82,11 @@ class LanguageModelModule(LightningModule):
 
     # -- building -------------------------------------------------------------------------------------------
     def _datamodule(self) -> Any:
-        return getattr(self._trainer, "datamodule", None) if self._trainer is not None else None
+        try:
+            trainer = self.trainer
+        except RuntimeError:  # not attached to a Trainer (bigmodel.generate builds the net by itself)
+            return None
+        return getattr(trainer, "datamodule", None)
 
     def configure_model(self) -> None:
         if self.net is not None:

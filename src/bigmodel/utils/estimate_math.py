@@ -1,4 +1,5 @@
-"""Compute and memory arithmetic of transformer training (used by ``bigmodel.estimate`` and the MFU callback).
+"""Compute and memory arithmetic of transformer training (used by ``bigmodel.estimate``; the peak FLOP/s per
+device live in :mod:`bigmodel.callbacks.peak_flops`, next to the MFU callback).
 
 Sources:
 - FLOPs: Kaplan et al. 2020, "Scaling Laws for Neural Language Models" (https://arxiv.org/abs/2001.08361),
@@ -20,44 +21,6 @@ from dataclasses import dataclass
 from bigmodel.utils.errors import ConfigError
 
 CHINCHILLA_TOKENS_PER_PARAM = 20
-
-# Dense peak FLOP/s per device (no 2:4 sparsity), SXM parts, from NVIDIA's datasheets.
-# `tf32` is the fp32 matmul peak with TF32 tensor cores (torch.set_float32_matmul_precision("high")).
-GPU_PEAK_FLOPS: dict[str, dict[str, float]] = {
-    "A100": {"bf16": 312e12, "fp16": 312e12, "tf32": 156e12, "fp32": 19.5e12},
-    "H100": {"bf16": 989.4e12, "fp16": 989.4e12, "tf32": 494.7e12, "fp32": 66.9e12},
-    "H200": {"bf16": 989.4e12, "fp16": 989.4e12, "tf32": 494.7e12, "fp32": 66.9e12},
-}
-
-
-def precision_dtype(precision: str) -> str:
-    """The matmul dtype of a Lightning precision string: ``bf16``, ``fp16`` or ``tf32`` (fp32 matmuls are
-    assumed to run on TF32 tensor cores, as ``precision=32-true`` sets up on GPUs)."""
-    p = str(precision)
-    if p.startswith("bf16"):
-        return "bf16"
-    if p.startswith("16"):
-        return "fp16"
-    if p.startswith("32") or p == "64-true":
-        return "tf32"
-    raise ConfigError(f"trainer.precision={precision!r}: use 32-true, 16-mixed, bf16-mixed or bf16-true.")
-
-
-def gpu_peak_flops(gpu: str | float, dtype: str) -> float:
-    """Peak FLOP/s of one device: a name from :data:`GPU_PEAK_FLOPS` (case-insensitive) or a number.
-
-    Raises:
-        ConfigError: an unknown GPU name.
-    """
-    if isinstance(gpu, (int, float)):
-        return float(gpu)
-    table = GPU_PEAK_FLOPS.get(str(gpu).upper())
-    if table is None:
-        raise ConfigError(
-            f"Unknown GPU {gpu!r}: known are {sorted(GPU_PEAK_FLOPS)}; or give the peak FLOP/s per device "
-            "as a number (e.g. 989e12)."
-        )
-    return table[dtype]
 
 
 def flops_per_token(n_matmul_params: int, n_layer: int, seq_len: int, n_embd: int) -> float:

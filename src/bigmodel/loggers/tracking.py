@@ -20,8 +20,8 @@ import lightning as L
 from lightning import Callback
 from omegaconf import DictConfig, OmegaConf
 
+from bigmodel.loggers.wandb_logger import WandbLogger
 from bigmodel.utils.resolvers import PROJECT_ROOT
-from bigmodel.utils.wandb_logger import WandbLogger
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +65,9 @@ def log_hyperparameters(cfg: DictConfig, model: L.LightningModule, loggers: list
     if loggers:
         # The config above already holds the module's hyper-parameters under `model.*`. Without this, Lightning
         # logs `model.hparams` again at fit start, as top-level keys (`optimizer`, `net`...) beside `model`.
-        model._log_hyperparams = False
+        # Saving the same hyper-parameters again with logger=False is Lightning's public switch for that; the
+        # modules keep logging them by default (bigmodel.eval, a user's own Trainer).
+        model.save_hyperparameters(model.hparams, logger=False)
     return hparams
 
 

@@ -4,14 +4,21 @@ from __future__ import annotations
 
 import socket
 import time
+from types import SimpleNamespace
 
 import hydra
 import pytest
 import torch
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
+from bigmodel.loggers.wandb_logger import (
+    WandbLogger,
+    _wandb_init_kwargs,
+    decide_mode,
+    host_reachable,
+    run_id_from_checkpoint,
+)
 from bigmodel.utils.errors import ConfigError
-from bigmodel.utils.wandb_logger import WandbLogger, decide_mode, host_reachable, run_id_from_checkpoint
 
 # TEST-NET-1 (RFC 5737): reserved, never routed; a connect either fails at once or times out.
 UNREACHABLE = "https://192.0.2.1"
@@ -97,8 +104,8 @@ def test_offline_with_log_model_is_allowed(tmp_path):
 
 def test_group_and_name_default_to_the_experiment(tmp_path):
     lg = WandbLogger(save_dir=tmp_path / "2026-01-01_00-00-00_abc123", experiment="digits_cnn")
-    assert lg._wandb_init["group"] == "digits_cnn"
-    assert lg._wandb_init["name"] == "digits_cnn-2026-01-01_00-00-00_abc123"
+    assert _wandb_init_kwargs(lg)["group"] == "digits_cnn"
+    assert _wandb_init_kwargs(lg)["name"] == "digits_cnn-2026-01-01_00-00-00_abc123"
 
 
 def _ckpt(path, run_id=None):
@@ -119,9 +126,9 @@ def test_run_id_comes_from_checkpoint_then_run_dir(tmp_path):
 def test_resume_policies(tmp_path):
     ckpt = _ckpt(tmp_path / "r" / "checkpoints" / "last.ckpt", "run42")
     lg = WandbLogger(save_dir=tmp_path / "new")
-    assert lg.resume_from_checkpoint(ckpt) == "run42" and lg._wandb_init["id"] == "run42"
+    assert lg.resume_from_checkpoint(ckpt) == "run42" and _wandb_init_kwargs(lg)["id"] == "run42"
     never = WandbLogger(save_dir=tmp_path / "new2", resume="never")
-    assert never.resume_from_checkpoint(ckpt) is None and never._wandb_init["id"] is None
+    assert never.resume_from_checkpoint(ckpt) is None and _wandb_init_kwargs(never)["id"] is None
     fixed = WandbLogger(save_dir=tmp_path / "new3", id="mine")
     assert fixed.resume_from_checkpoint(ckpt) == "mine"
     with pytest.raises(ConfigError, match="resume=must"):
@@ -135,6 +142,53 @@ def test_logger_configs_compose_and_instantiate(make_cfg):
     loggers = {name: hydra.utils.instantiate(conf) for name, conf in cfg.logger.items()}
     assert isinstance(loggers["csv"], CSVLogger) and isinstance(loggers["tensorboard"], TensorBoardLogger)
     wb = loggers["wandb"]
-    assert isinstance(wb, WandbLogger) and wb._experiment is None  # nothing started before training
-    assert wb._wandb_init["group"] == cfg.task_name and wb._wandb_init["tags"] == list(cfg.tags)
+    assert isinstance(wb, WandbLogger) and wb.checkpoint_info() is None  # nothing started before training
+    init = _wandb_init_kwargs(wb)
+    assert init["group"] == cfg.task_name and init["tags"] == list(cfg.tags)
     assert cfg.logger.wandb.save_dir == cfg.paths.output_dir
+
+
+def test_wandb_init_kwargs_reach_wandb_init(tmp_path, monkeypatch):
+    """Guards the one Lightning internal we use (lightning 2.6.6: WandbLogger keeps wandb.init's keyword
+    arguments in `_wandb_init` and reads them on the first `.experiment`): what we set there after
+    construction (mode, settings, a resumed run id) must be what wandb.init receives."""
+    import wandb
+
+    seen = {}
+
+    class FakeRun:
+        id, project, entity, name = "run42", "bigmodel", "", "fake"
+        settings = SimpleNamespace(sync_dir=str(tmp_path / "sync"))
+
+        def define_metric(self, *a, **k):
+            pass
+
+        def finish(self, exit_code=0):
+            seen["finished"] = exit_code
+
+    def fake_init(**kwargs):
+        seen.update(kwargs)
+        return FakeRun()
+
+    monkeypatch.setattr(wandb, "init", fake_init)
+    monkeypatch.setattr(wandb, "run", None)
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    ckpt = _ckpt(tmp_path / "r" / "checkpoints" / "last.ckpt", "run42")
+    lg = WandbLogger(save_dir=tmp_path / "run", experiment="digits_cnn", resume="allow")
+    init = _wandb_init_kwargs(lg)
+    assert isinstance(init, dict) and {"name", "project", "dir", "id", "resume", "group"} <= set(init)
+    assert "anonymous" not in init  # Lightning adds anonymous=None; wandb warns about it
+
+    lg.resume_from_checkpoint(ckpt)
+    assert lg.experiment.id == "run42"
+    assert seen["id"] == "run42" and seen["mode"] == "offline" and seen["resume"] == "allow"
+    assert isinstance(seen["settings"], wandb.Settings) and seen["group"] == "digits_cnn"
+    assert lg.checkpoint_info() == {"id": "run42", "project": "bigmodel", "entity": ""}
+    assert (tmp_path / "run" / "wandb" / "run_id.txt").read_text() == "run42\n"
+    lg.finish(3)
+    assert seen["finished"] == 3 and lg.checkpoint_info() is None
+
+
+def test_disabled_mode_turns_log_model_off(tmp_path, monkeypatch):
+    monkeypatch.setenv("WANDB_MODE", "disabled")
+    assert WandbLogger(save_dir=tmp_path, log_model="all")._log_model is False

@@ -10,13 +10,18 @@ lightning.pytorch.loggers.WandbLogger.html). What it adds:
 - **Names.** ``group`` defaults to the experiment name, or ``<experiment>-<sweep dir>`` for every job of
   one Hydra multirun; ``name`` to ``<experiment>-<run dir>``.
 - **Resume.** The run id is written to ``<save_dir>/wandb/run_id.txt`` and (by
-  :class:`bigmodel.utils.tracking.WandbRunInCheckpoint`) into each checkpoint as ``checkpoint["wandb"]``;
+  :class:`bigmodel.loggers.tracking.WandbRunInCheckpoint`) into each checkpoint as ``checkpoint["wandb"]``;
   :meth:`resume_from_checkpoint` continues that run unless ``resume="never"``.
 - **Checkpoints as artifacts** (``log_model``) also work offline: the artifact is recorded in the offline
   run and uploaded by ``wandb sync``. Aliases ``latest`` and ``best`` come from Lightning.
 - One run per job: :meth:`finish` closes it, so the next job of a multirun (same process) gets its own.
 
 Only rank 0 creates a run (Lightning's ``rank_zero_experiment``); other ranks get a no-op experiment.
+
+Everything goes through Lightning's public constructor arguments (which it hands to ``wandb.init``) except
+what is only known after construction: the mode (decided on rank 0 at first use, so no rank probes the
+network for nothing) and the run id of a resumed run. Those go through :func:`_wandb_init_kwargs`, the one
+place that touches a Lightning internal.
 """
 
 from __future__ import annotations
@@ -40,6 +45,19 @@ log = logging.getLogger(__name__)
 RESUME_CHOICES = ("allow", "never", "must")
 WATCH_CHOICES = ("gradients", "parameters", "all")
 RUN_ID_FILE = "run_id.txt"
+
+
+def _wandb_init_kwargs(logger: _LightningWandbLogger) -> dict[str, Any]:
+    """The keyword arguments Lightning's ``WandbLogger`` passes to ``wandb.init`` on the first ``.experiment``.
+
+    The only use of a Lightning internal in this package, checked against lightning 2.6.6: ``__init__``
+    stores the arguments in ``_wandb_init`` and the ``experiment`` property reads that dict when it creates
+    the run. Lightning has no public way to change them after construction, and we learn the mode (rank 0,
+    first use) and a resumed run id (from the checkpoint) only later; Lightning also always adds
+    ``anonymous=None``, a deprecated setting wandb warns about, which only this dict lets us drop.
+    ``tests/loggers/test_wandb_logger.py::test_wandb_init_kwargs_reach_wandb_init`` fails when this changes.
+    """
+    return logger._wandb_init  # noqa: SLF001
 
 
 def _base_url() -> str:
@@ -81,10 +99,14 @@ def host_reachable(base_url: str, timeout_s: float) -> bool:
         pool.shutdown(wait=False)
 
 
+def _env_mode() -> str:
+    return os.environ.get("WANDB_MODE", "").strip().lower()
+
+
 def decide_mode(offline: bool, connect_timeout_s: float = 2.0) -> tuple[str, str]:
     """``(mode, reason)`` with mode ``online``, ``offline`` or ``disabled``; reason is why a run that
     could have gone online is offline ("" otherwise). Never waits more than ~``connect_timeout_s``."""
-    env = os.environ.get("WANDB_MODE", "").strip().lower()
+    env = _env_mode()
     if env == "disabled":
         return "disabled", ""
     if env in ("offline", "dryrun"):
@@ -191,10 +213,13 @@ class WandbLogger(_LightningWandbLogger):
         super().__init__(
             name=name,
             save_dir=str(save_dir),
+            # Lightning's offline=True refuses log_model and sets WANDB_MODE for the whole process; the mode
+            # is passed to wandb.init instead (see `experiment`).
             offline=False,
             id=id,
             project=project,
-            log_model=log_model,
+            # under WANDB_MODE=disabled there is no run to upload checkpoints to
+            log_model=False if _env_mode() == "disabled" else log_model,
             prefix=prefix,
             checkpoint_name=checkpoint_name,
             entity=entity,
@@ -202,15 +227,18 @@ class WandbLogger(_LightningWandbLogger):
             tags=list(tags or []),
             job_type=job_type,
             notes=notes,
+            resume="never" if resume == "never" else "allow",
         )
-        self._wandb_init["resume"] = "never" if resume == "never" else "allow"
-        self._wandb_init.pop("anonymous", None)  # deprecated in wandb; passing None still warns
+        # Lightning always passes anonymous=None, which wandb (deprecated setting) warns about
+        _wandb_init_kwargs(self).pop("anonymous", None)
+        self._fixed_id = id
         self._resume_policy = resume
         self._want_offline = offline
         self._watch = watch
         self._connect_timeout_s = connect_timeout_s
         self._init_timeout_s = init_timeout_s
         self._mode: str | None = None
+        self._run: Any = None  # the run this logger created (rank 0), None before and after it
 
     @property
     def mode(self) -> str | None:
@@ -225,8 +253,8 @@ class WandbLogger(_LightningWandbLogger):
         Raises:
             ConfigError: ``resume=must`` and no run id is found in the checkpoint or its run directory.
         """
-        if self._resume_policy == "never" or self._id:
-            return self._id
+        if self._resume_policy == "never" or self._fixed_id:
+            return self._fixed_id
         run_id = run_id_from_checkpoint(ckpt_path) if ckpt_path else None
         if run_id is None and self._resume_policy == "must":
             raise ConfigError(
@@ -234,51 +262,57 @@ class WandbLogger(_LightningWandbLogger):
                 "directory. Pass logger.wandb.id=<run id>, or use logger.wandb.resume=allow."
             )
         if run_id:
-            self._id = self._wandb_init["id"] = run_id
+            _wandb_init_kwargs(self)["id"] = run_id
             log.info("W&B: resuming run %s from %s", run_id, ckpt_path)
         return run_id
 
     @property
     @rank_zero_experiment
     def experiment(self) -> Any:
-        if self._experiment is None:
-            import wandb
+        if self._run is None:
+            self._run = self._start_run()
+        return self._run
 
-            mode, reason = decide_mode(self._want_offline, self._connect_timeout_s)
-            self._mode = mode
-            self._wandb_init["mode"] = mode
-            # Offline, wandb's own banner would repeat what the warning below says (with the sync command).
-            self._wandb_init["settings"] = wandb.Settings(
-                init_timeout=self._init_timeout_s, silent=mode != "online"
+    def _start_run(self) -> Any:
+        """Decide the mode, create the run through Lightning (which also defines its step metric), record its id
+        in ``<save_dir>/wandb/run_id.txt`` and say once when it records offline."""
+        import wandb
+
+        init = _wandb_init_kwargs(self)
+        mode, reason = decide_mode(self._want_offline, self._connect_timeout_s)
+        self._mode = init["mode"] = mode
+        # Offline, wandb's own banner would repeat what the warning below says (with the sync command).
+        init["settings"] = wandb.Settings(init_timeout=self._init_timeout_s, silent=mode != "online")
+        try:
+            run = super().experiment
+        except Exception as err:  # e.g. wandb.errors.CommError after init_timeout_s
+            if mode != "online":
+                raise
+            reason = f"wandb.init failed online ({type(err).__name__}: {err})"
+            self._mode = init["mode"] = mode = "offline"
+            init["settings"] = wandb.Settings(init_timeout=self._init_timeout_s, silent=True)
+            run = super().experiment  # Lightning kept no run from the failed attempt
+        if mode != "disabled":
+            run_dir = Path(str(self.save_dir), "wandb")
+            run_dir.mkdir(parents=True, exist_ok=True)
+            (run_dir / RUN_ID_FILE).write_text(f"{run.id}\n")
+        if mode == "offline":
+            why = f" because {reason}" if reason else ""
+            log.warning(
+                "W&B: recording offline%s. Upload later with: wandb sync %s", why, run.settings.sync_dir
             )
-            if mode == "disabled":
-                self._log_model = False
-            try:
-                run = super().experiment
-            except Exception as err:  # e.g. wandb.errors.CommError after init_timeout_s
-                if mode != "online":
-                    raise
-                reason = f"wandb.init failed online ({type(err).__name__}: {err})"
-                self._mode = self._wandb_init["mode"] = mode = "offline"
-                self._wandb_init["settings"] = wandb.Settings(init_timeout=self._init_timeout_s, silent=True)
-                self._experiment = None
-                run = super().experiment
-            if mode != "disabled":
-                run_dir = Path(self._save_dir, "wandb")
-                run_dir.mkdir(parents=True, exist_ok=True)
-                (run_dir / RUN_ID_FILE).write_text(f"{run.id}\n")
-            if mode == "offline":
-                why = f" because {reason}" if reason else ""
-                log.warning(
-                    "W&B: recording offline%s. Upload later with: wandb sync %s", why, run.settings.sync_dir
-                )
-            return run
-        return self._experiment
+        return run
+
+    def __getstate__(self) -> dict[str, Any]:
+        # ddp_spawn pickles the logger; Lightning drops its own run reference, and so do we
+        state = super().__getstate__()
+        state["_run"] = None
+        return state
 
     def checkpoint_info(self) -> dict[str, str] | None:
         """``{"id", "project", "entity"}`` of the run, for checkpoints; ``None`` when no run exists yet (this
         never creates one), on ranks other than 0, and under ``disabled``."""
-        run = self._experiment
+        run = self._run
         if run is None or self._mode in (None, "disabled") or not getattr(run, "id", None):
             return None
         return {"id": str(run.id), "project": str(run.project or ""), "entity": str(run.entity or "")}
@@ -295,10 +329,9 @@ class WandbLogger(_LightningWandbLogger):
 
     def finish(self, exit_code: int = 0) -> None:
         """Close the run (rank 0), so that the next job in this process starts a new one."""
-        run = self._experiment
+        run, self._run = self._run, None
         if run is None:
             return
         if self._mode == "offline":
             log.info("W&B offline run: upload with `wandb sync %s`", run.settings.sync_dir)
         run.finish(exit_code=exit_code)
-        self._experiment = None
