@@ -118,6 +118,8 @@ def test_train_false_tests_the_given_checkpoint(runs):
         metrics = train(cfg)
     finally:
         GlobalHydra.instance().clear()
+    # the loss, not only the accuracy: an untrained net may score the same chance-level accuracy
+    assert float(metrics["test/loss"]) == pytest.approx(first["test/loss"], abs=1e-6)
     assert float(metrics["test/acc"]) == pytest.approx(first["test/acc"], abs=1e-6)
 
 

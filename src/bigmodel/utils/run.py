@@ -73,7 +73,7 @@ def _resolve_from_runs(kind: str, log_dir: Path, task_name: str) -> Path:
         note = f"; skipped newer runs without a readable checkpoint: {', '.join(skipped)}" if skipped else ""
         log.info("ckpt_path=%s: run %s, checkpoint %s%s", kind, run.name, found, note)
         return found
-    what = "a readable last.ckpt" if kind == "last" else "a readable best checkpoint"
+    what = "a last.ckpt that can be read" if kind == "last" else "a best checkpoint that can be read"
     raise ConfigError(
         f"ckpt_path={kind}: no earlier run of experiment {task_name!r} has {what} (looked in "
         f"{runs_dir}/*/checkpoints/{' and metrics.json' if kind == 'best' else ''}"
