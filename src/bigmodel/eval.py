@@ -34,7 +34,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     started = time.time()
     if not cfg.get("ckpt_path"):
         raise ConfigError(
-            "bigmodel.eval needs a checkpoint: pass ckpt_path=<file.ckpt> (or ckpt_path=last experiment_name=NAME)."
+            "bigmodel.eval needs a checkpoint: pass ckpt_path=<file.ckpt> (or ckpt_path=last or ckpt_path=best, with experiment_name=NAME)."
         )
     ckpt_path = resolve_ckpt_path(cfg.ckpt_path, cfg.paths.log_dir, cfg.get("experiment_name") or "")
     checkpoint = load_checkpoint(ckpt_path)

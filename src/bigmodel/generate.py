@@ -53,7 +53,7 @@ def generate(cfg: DictConfig) -> list[str]:
     """
     if cfg.get("ckpt_path") in (None, "", "???"):
         raise ConfigError(
-            "bigmodel.generate needs ckpt_path=<file.ckpt> (or ckpt_path=last experiment_name=NAME)."
+            "bigmodel.generate needs ckpt_path=<file.ckpt> (or ckpt_path=last or ckpt_path=best, with experiment_name=NAME)."
         )
     if cfg.temperature <= 0 or cfg.max_new_tokens < 0:
         raise ConfigError(

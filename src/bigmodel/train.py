@@ -20,12 +20,21 @@ from lightning.fabric.utilities.rank_zero import rank_zero_only
 from omegaconf import DictConfig
 
 from bigmodel.callbacks.monitor_check import MonitorCheck
+from bigmodel.callbacks.nonfinite import NonFiniteLoss
 from bigmodel.callbacks.run_config import RunConfigInCheckpoint
+from bigmodel.callbacks.step_units_check import StepUnitsCheck
 from bigmodel.loggers import tracking
 from bigmodel.utils.batch import apply_batch_plan
 from bigmodel.utils.config import instantiate_group, print_config_tree, subset
 from bigmodel.utils.resolvers import CONFIG_DIR
-from bigmodel.utils.run import check_resume_compatible, resolve_ckpt_path, write_metrics
+from bigmodel.utils.run import (
+    check_resume_compatible,
+    checkpoint_to_test,
+    checkpointing_kwargs,
+    record_effective_precision,
+    resolve_ckpt_path,
+    write_metrics,
+)
 
 log = logging.getLogger(__name__)
 
@@ -59,8 +68,14 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     model: L.LightningModule = hydra.utils.instantiate(cfg.model, _recursive_=False)
 
     callbacks = instantiate_group(cfg.get("callbacks"), "callbacks")
-    callbacks += [
+    # MonitorCheck first: its message comes before EarlyStopping's/ModelCheckpoint's own errors
+    callbacks = [
         MonitorCheck(),
+        StepUnitsCheck(),
+        NonFiniteLoss(cfg.get("nonfinite_loss", "error")),
+        *callbacks,
+    ]
+    callbacks += [
         RunConfigInCheckpoint(
             {
                 **subset(cfg, ["data", "model", "seed", "task_name"]),
@@ -71,7 +86,10 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     loggers = instantiate_group(cfg.get("logger"), "logger")
     callbacks += tracking.tracking_callbacks(loggers)
     log.info("Instantiating trainer <%s>", cfg.trainer._target_)
-    trainer: L.Trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    trainer: L.Trainer = hydra.utils.instantiate(
+        cfg.trainer, callbacks=callbacks, logger=loggers or False, **checkpointing_kwargs(cfg, callbacks)
+    )
+    record_effective_precision(cfg, trainer, output_dir)  # before hparams are logged
     exit_code = 1
     try:
         tracking.start(loggers, model, ckpt_path)
@@ -104,9 +122,7 @@ def _fit_and_test(
 
     best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
     if cfg.get("test", True):
-        test_ckpt = best or None
-        if not test_ckpt:
-            log.warning("No best checkpoint was saved; testing the current weights.")
+        test_ckpt = checkpoint_to_test(cfg, trainer, ckpt_path)
         trainer.test(model=model, datamodule=datamodule, ckpt_path=test_ckpt, weights_only=True)
         metrics.update(trainer.callback_metrics)
 
@@ -120,6 +136,7 @@ def _fit_and_test(
         seed=cfg.seed,
         epoch=trainer.current_epoch,
         global_step=trainer.global_step,
+        precision=str(trainer.precision),  # the effective one (16-mixed runs as bf16-mixed on CPU)
         output_dir=str(output_dir),
         wall_s=round(time.time() - started, 3),
     )

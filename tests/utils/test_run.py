@@ -14,7 +14,7 @@ def test_resolve_last_picks_newest(tmp_path):
     for name in ("a", "b"):
         p = tmp_path / "exp" / "runs" / name / "checkpoints" / "last.ckpt"
         p.parent.mkdir(parents=True)
-        p.write_bytes(b"x")
+        torch.save({"epoch": 0}, p)  # a real (zip) checkpoint file: unreadable ones are skipped
         paths.append(p)
     os.utime(paths[0], (time.time() + 10, time.time() + 10))
     assert resolve_ckpt_path("last", tmp_path, "exp") == str(paths[0])

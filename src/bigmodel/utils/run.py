@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import logging
 import math
+import pickle
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -18,39 +20,113 @@ log = logging.getLogger(__name__)
 
 
 def resolve_ckpt_path(ckpt_path: str | None, log_dir: str | Path, task_name: str) -> str | None:
-    """Resolve ``ckpt_path``: ``None`` stays ``None``; ``last`` becomes the newest
-    ``<log_dir>/<task_name>/runs/*/checkpoints/last.ckpt``; anything else must be an existing file.
+    """Resolve ``ckpt_path`` the same way for every entry point (train, eval, generate, ...):
+
+    - ``None``/``""``/``null`` stays ``None``;
+    - ``last``: the newest readable ``<log_dir>/<task_name>/runs/*/checkpoints/last.ckpt``; runs whose
+      ``last.ckpt`` is missing, empty or truncated (a ``kill -9`` before the first save) are skipped;
+    - ``best``: the best checkpoint of the newest run that names a readable one (its ``metrics.json``
+      ``best_ckpt_path``, else the ModelCheckpoint state stored in its ``last.ckpt``);
+    - anything else must be an existing, readable checkpoint file (or sharded checkpoint folder).
+
+    ``last`` and ``best`` log one line naming the run and the checkpoint picked.
 
     Raises:
-        ConfigError: the file does not exist, or ``last`` finds no earlier run of this experiment.
+        ConfigError: the file does not exist or is not a readable checkpoint, ``last``/``best`` without
+            ``task_name``, or no run of this experiment has such a checkpoint.
     """
     if ckpt_path in (None, "", "null"):
         return None
-    if ckpt_path == "last":
+    if ckpt_path in ("last", "best"):
         if not task_name:
             raise ConfigError(
-                "ckpt_path=last needs the experiment whose newest last.ckpt to use: add experiment_name=NAME "
+                f"ckpt_path={ckpt_path} needs the experiment whose checkpoint to use: add experiment_name=NAME "
                 "(e.g. experiment_name=digits_cnn), or pass ckpt_path=<file.ckpt>."
             )
-        pattern = Path(log_dir) / task_name / "runs" / "*" / "checkpoints" / "last.ckpt"
-        found = sorted(
-            (p for p in Path(log_dir).glob(str(pattern.relative_to(log_dir))) if _is_checkpoint(p)),
-            key=lambda p: p.stat().st_mtime,
-        )
-        if not found:
-            raise ConfigError(
-                f"ckpt_path=last: no earlier run of experiment {task_name!r} has a last.ckpt (looked for "
-                f"{pattern}). Train it first (`make train experiment={task_name}`), or pass ckpt_path=<file>."
-            )
-        log.info("ckpt_path=last resolved to %s", found[-1])
-        return str(found[-1])
+        return str(_resolve_from_runs(ckpt_path, Path(log_dir), task_name))
     path = Path(ckpt_path).expanduser()
     if not _is_checkpoint(path):
         raise ConfigError(
             f"Checkpoint not found: ckpt_path={ckpt_path} (looked at {path.resolve()}). Pass an existing .ckpt "
             "file (run outputs keep them in logs/<experiment>/runs/<run>/checkpoints/), or ckpt_path=last."
         )
+    if not is_readable_checkpoint(path):
+        raise ConfigError(
+            _unreadable_message(path.resolve(), "it is empty or truncated (no zip central directory)")
+        )
     return str(path.resolve())
+
+
+def _resolve_from_runs(kind: str, log_dir: Path, task_name: str) -> Path:
+    runs_dir = log_dir / task_name / "runs"
+    runs = [d for d in runs_dir.glob("*") if d.is_dir()] if runs_dir.is_dir() else []
+
+    def newest_first(run: Path) -> float:
+        last = run / "checkpoints" / "last.ckpt"
+        return (last if last.exists() else run).stat().st_mtime
+
+    skipped: list[str] = []
+    for run in sorted(runs, key=newest_first, reverse=True):
+        found = _run_last(run) if kind == "last" else _run_best(run)
+        if found is None:
+            skipped.append(run.name)
+            continue
+        note = f"; skipped newer runs without a readable checkpoint: {', '.join(skipped)}" if skipped else ""
+        log.info("ckpt_path=%s: run %s, checkpoint %s%s", kind, run.name, found, note)
+        return found
+    what = "a last.ckpt that can be read" if kind == "last" else "a best checkpoint that can be read"
+    raise ConfigError(
+        f"ckpt_path={kind}: no earlier run of experiment {task_name!r} has {what} (looked in "
+        f"{runs_dir}/*/checkpoints/{' and metrics.json' if kind == 'best' else ''}"
+        f"{'; runs without one: ' + ', '.join(skipped) if skipped else ''}). Train it first "
+        f"(`make train experiment={task_name}`), or pass ckpt_path=<file>."
+    )
+
+
+def _run_last(run: Path) -> Path | None:
+    last = run / "checkpoints" / "last.ckpt"
+    return last if is_readable_checkpoint(last) else None
+
+
+def _run_best(run: Path) -> Path | None:
+    """The run's best checkpoint: ``metrics.json`` (a finished run), else the ModelCheckpoint state in its
+    ``last.ckpt`` (an interrupted one). After a resume it may lie in the earlier run's directory."""
+    candidates: list[str] = []
+    metrics = run / "metrics.json"
+    if metrics.is_file():
+        try:
+            candidates.append(json.loads(metrics.read_text()).get("best_ckpt_path") or "")
+        except (ValueError, OSError):
+            pass
+    last = _run_last(run)
+    if last is not None:
+        try:
+            states = load_checkpoint(last, mmap=True).get("callbacks") or {}
+        except ConfigError:
+            states = {}
+        candidates += [
+            s.get("best_model_path") or "" for k, s in states.items() if k.startswith("ModelCheckpoint")
+        ]
+    for c in candidates:
+        if c and is_readable_checkpoint(Path(c)):
+            return Path(c)
+    return None
+
+
+def is_readable_checkpoint(path: str | Path) -> bool:
+    """A checkpoint that ``torch.load`` can open: a non-empty zip file (torch's format), or a sharded folder
+    whose ``meta.pt`` is one. A zero-byte or truncated file (a copy or save that did not finish) is not."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / SHARDED_METADATA
+    return path.is_file() and path.stat().st_size > 0 and zipfile.is_zipfile(path)
+
+
+def _unreadable_message(path: Path, why: str) -> str:
+    return (
+        f"Cannot read checkpoint {path}: {why}. It was probably copied, downloaded or written only in part. "
+        "Pass another checkpoint (ckpt_path=last skips unreadable ones), or copy the file again."
+    )
 
 
 def _is_checkpoint(path: Path) -> bool:
@@ -73,7 +149,7 @@ def check_resume_compatible(ckpt_path: str | Path, cfg: Any) -> None:
     """
     if not Path(ckpt_path).is_file():
         return
-    ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=True, mmap=True)
+    ckpt = load_checkpoint(ckpt_path, mmap=True)
     old = (ckpt.get("hyper_parameters") or {}).get("net") or {}
     new = cfg.model.get("net") if "model" in cfg else None
     old_t, new_t = old.get("_target_"), (new or {}).get("_target_")
@@ -85,13 +161,27 @@ def check_resume_compatible(ckpt_path: str | Path, cfg: Any) -> None:
         )
 
 
-def load_checkpoint(path: str | Path) -> dict[str, Any]:
+def load_checkpoint(path: str | Path, mmap: bool = False) -> dict[str, Any]:
     """``torch.load`` with ``weights_only=True``: our checkpoints hold only tensors and plain data.
-    For a sharded checkpoint folder, the non-tensor part (``meta.pt``) without the weight shards."""
+    For a sharded checkpoint folder, the non-tensor part (``meta.pt``) without the weight shards.
+    The one place checkpoints are read, so every failure names the file.
+
+    Raises:
+        ConfigError: the file is missing, truncated or not a checkpoint, or holds pickled objects that
+            ``weights_only`` loading refuses; the message names the file and the fix.
+    """
     path = Path(path)
     if path.is_dir():
         path = path / SHARDED_METADATA
-    return torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
+    except pickle.UnpicklingError as e:
+        raise ConfigError(
+            f"Cannot read checkpoint {path}: it holds objects that torch.load(weights_only=True) refuses ({e}). "
+            "bigmodel checkpoints hold tensors and plain data only; re-save it from bigmodel.train."
+        ) from e
+    except (RuntimeError, EOFError, OSError, zipfile.BadZipFile, ValueError) as e:
+        raise ConfigError(_unreadable_message(path, f"{type(e).__name__}: {e}")) from e
 
 
 def _plain(v: Any) -> Any:
@@ -107,3 +197,64 @@ def write_metrics(path: str | Path, metrics: dict[str, Any]) -> None:
     """Write ``metrics.json``: one flat JSON object (rank 0 only), atomically."""
     with atomic_write(path, "w") as f:
         f.write(json.dumps({k: _plain(v) for k, v in sorted(metrics.items())}, indent=2) + "\n")
+
+
+def checkpointing_kwargs(cfg: Any, callbacks: list[Any]) -> dict[str, Any]:
+    """Trainer kwargs so that checkpoints are written only where ``callbacks.model_checkpoint`` says: with no
+    ModelCheckpoint configured (``callbacks=none``), Lightning would add its own default one writing into
+    the logger's folder (``tensorboard/checkpoints/epoch=1-step=40.ckpt``); turn it off instead, unless
+    ``trainer.enable_checkpointing`` is set explicitly."""
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    if "enable_checkpointing" in cfg.trainer or any(isinstance(cb, ModelCheckpoint) for cb in callbacks):
+        return {}
+    log.info(
+        "No callbacks.model_checkpoint configured: no checkpoint is written (trainer.enable_checkpointing=false)."
+    )
+    return {"enable_checkpointing": False}
+
+
+def record_effective_precision(cfg: Any, trainer: Any, output_dir: str | Path) -> str:
+    """Make the saved config and the logged hyper-parameters say the precision the trainer really runs
+    in: Lightning turns ``16-mixed`` on CPU into ``bf16-mixed`` (fp16 autocast does not exist there).
+    Updates ``cfg.trainer.precision`` and ``<output_dir>/.hydra/config.yaml`` (rank 0) with a warning;
+    returns the effective precision (also written to metrics.json as ``precision``)."""
+    from omegaconf import OmegaConf, open_dict
+
+    effective = str(trainer.precision)
+    asked = str(cfg.trainer.get("precision"))
+    if asked == effective:
+        return effective
+    log.warning(
+        "trainer.precision=%s runs as %s on this %s; the saved config and hyper-parameters record %s.",
+        asked,
+        effective,
+        type(trainer.accelerator).__name__,
+        effective,
+    )
+    with open_dict(cfg):
+        cfg.trainer.precision = effective
+    saved = Path(output_dir) / ".hydra" / "config.yaml"
+    if saved.is_file() and trainer.is_global_zero:
+        conf = OmegaConf.load(saved)
+        conf.trainer.precision = effective
+        with atomic_write(saved, "w") as f:
+            f.write(OmegaConf.to_yaml(conf))
+    return effective
+
+
+def checkpoint_to_test(cfg: Any, trainer: Any, resume_ckpt: str | None) -> str | None:
+    """The checkpoint ``trainer.test`` uses: the best one when this run trained; the given ``ckpt_path``
+    when training is off (``train=false ckpt_path=FILE`` tests that file, not untrained weights); else
+    ``None`` (the current weights, with a warning)."""
+    if cfg.get("train", True):
+        best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
+        if best:
+            return best
+        log.warning("No best checkpoint was saved; testing the current weights.")
+        return None
+    if resume_ckpt:
+        log.info("train=false: testing %s", resume_ckpt)
+        return resume_ckpt
+    log.warning("train=false and no ckpt_path: testing the untrained weights of a fresh model.")
+    return None
