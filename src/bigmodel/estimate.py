@@ -21,7 +21,7 @@ from rich.table import Table
 from bigmodel.utils import estimate_math as em
 from bigmodel.utils.batch import count_devices
 from bigmodel.utils.errors import ConfigError
-from bigmodel.utils.resolvers import CONFIG_DIR
+from bigmodel.utils.cli import entry_point
 
 log = logging.getLogger(__name__)
 
@@ -185,7 +185,7 @@ def render(e: dict[str, Any]) -> Table:
     return t
 
 
-@hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="estimate")
+@entry_point("estimate")
 def main(cfg: DictConfig) -> None:
     """Hydra entry point: print the table, write ``estimate.json``."""
     e = estimate(cfg)

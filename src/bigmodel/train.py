@@ -23,7 +23,7 @@ from bigmodel.callbacks.run_config import RunConfigInCheckpoint
 from bigmodel.utils import tracking
 from bigmodel.utils.batch import apply_batch_plan
 from bigmodel.utils.config import instantiate_group, print_config_tree, subset
-from bigmodel.utils.resolvers import CONFIG_DIR
+from bigmodel.utils.cli import entry_point
 from bigmodel.utils.run import check_resume_compatible, resolve_ckpt_path, write_metrics
 
 log = logging.getLogger(__name__)
@@ -129,7 +129,7 @@ def _fit_and_test(
     return metrics
 
 
-@hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="train")
+@entry_point("train")
 def main(cfg: DictConfig) -> float | None:
     """Hydra entry point; returns ``cfg.optimized_metric`` for hyper-parameter sweeps."""
     metrics = train(cfg)
