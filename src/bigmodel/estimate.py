@@ -20,8 +20,8 @@ from rich.table import Table
 
 from bigmodel.utils import estimate_math as em
 from bigmodel.utils.batch import count_devices
-from bigmodel.utils.errors import ConfigError
 from bigmodel.utils.cli import entry_point
+from bigmodel.utils.errors import ConfigError
 
 log = logging.getLogger(__name__)
 

@@ -17,9 +17,9 @@ import lightning as L
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from bigmodel.utils.cli import entry_point
 from bigmodel.utils.config import instantiate_group, print_config_tree
 from bigmodel.utils.errors import ConfigError
-from bigmodel.utils.cli import entry_point
 from bigmodel.utils.run import load_checkpoint, resolve_ckpt_path, write_metrics
 
 log = logging.getLogger(__name__)

@@ -10,14 +10,13 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-import hydra
 import torch
 from omegaconf import DictConfig
 
 from bigmodel.data.tokenizers import tokenizer_from_dict
 from bigmodel.models.language_model import LanguageModelModule
-from bigmodel.utils.errors import ConfigError
 from bigmodel.utils.cli import entry_point
+from bigmodel.utils.errors import ConfigError
 from bigmodel.utils.run import load_checkpoint, resolve_ckpt_path
 
 log = logging.getLogger(__name__)

@@ -22,8 +22,8 @@ from bigmodel.callbacks.monitor_check import MonitorCheck
 from bigmodel.callbacks.run_config import RunConfigInCheckpoint
 from bigmodel.utils import tracking
 from bigmodel.utils.batch import apply_batch_plan
-from bigmodel.utils.config import instantiate_group, print_config_tree, subset
 from bigmodel.utils.cli import entry_point
+from bigmodel.utils.config import instantiate_group, print_config_tree, subset
 from bigmodel.utils.run import check_resume_compatible, resolve_ckpt_path, write_metrics
 
 log = logging.getLogger(__name__)
