@@ -92,6 +92,7 @@ def _guard_task(task: Callable[[DictConfig], Any]) -> Callable[[DictConfig], Any
         hc = HydraConfig.get()
         multirun = hc.mode == RunMode.MULTIRUN
         output_dir = Path(hc.runtime.output_dir)
+        dist_env = {k: os.environ.get(k) for k in _LAUNCHER_ENV}
         if multirun:
             os.environ[JOB_DIR_ENV] = str(output_dir)
             os.environ[JOB_OVERRIDES_ENV] = json.dumps(list(hc.overrides.task))
@@ -113,6 +114,10 @@ def _guard_task(task: Callable[[DictConfig], Any]) -> Callable[[DictConfig], Any
             sys.stderr.write(f"Error: {e}\n")
             _remove_if_only_logs(output_dir, cfg)
             sys.exit(USER_ERROR)
+        finally:
+            if multirun:
+                _end_process_group()
+                _restore_env(dist_env)
 
     return guarded
 
@@ -137,6 +142,28 @@ def _mismatched_groups_error(e: Exception, hc: Any) -> ConfigError:
         f"Config key {key}: {str(e).splitlines()[0]}. The config groups do not fit together "
         f"(data={data}, experiment={experiment}).{hint}"
     )
+
+
+# What Lightning's subprocess launcher sets in the launching process; left set, the next job of a multirun
+# takes LOCAL_RANK as "processes are created externally" and waits forever for a rank 1 it never starts.
+_LAUNCHER_ENV = ("MASTER_ADDR", "MASTER_PORT", "NODE_RANK", "LOCAL_RANK", "WORLD_SIZE", "RANK")
+
+
+def _restore_env(saved: dict[str, str | None]) -> None:
+    for k, v in saved.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
+
+
+def _end_process_group() -> None:
+    """Lightning keeps the DDP process group after ``fit``; the next job of an in-process multirun
+    launches new rank processes, which cannot join the old group (gloo "connection closed"). End it."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
 
 
 def _full_error() -> bool:
