@@ -20,6 +20,7 @@ from omegaconf import DictConfig
 
 from bigmodel.callbacks.monitor_check import MonitorCheck
 from bigmodel.callbacks.run_config import RunConfigInCheckpoint
+from bigmodel.callbacks.sync_stop import SyncStop
 from bigmodel.utils import tracking
 from bigmodel.utils.batch import apply_batch_plan
 from bigmodel.utils.cli import entry_point
@@ -60,6 +61,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     callbacks = instantiate_group(cfg.get("callbacks"), "callbacks")
     callbacks += [
         MonitorCheck(),
+        SyncStop(),  # a stop decided on one rank stops all ranks (else DDP dies on a connection reset)
         RunConfigInCheckpoint(
             {
                 **subset(cfg, ["data", "model", "seed", "task_name"]),
