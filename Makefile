@@ -1,16 +1,24 @@
 # bigmodel: every target installs first when needed. Hydra overrides pass straight through:
 #   make train experiment=digits_mlp trainer.max_epochs=3 model.optimizer.lr=0.01
-# Use ARGS='...' for what make cannot pass itself (-m, ~key, values with spaces):
+# Use ARGS='...' for what make cannot pass itself (-m, --cfg job, ~key):
 #   make train ARGS='-m model.optimizer.lr=0.01,0.001'
+# Values reach Hydra exactly as typed, `${...}` interpolations included: make does not expand them and the
+# shell does not see them unquoted (ARGS is split like a shell command line, but nothing in it is expanded):
+#   make train 'hydra.run.dir=${paths.log_dir}/x/${uid:}' ARGS="--cfg hydra"
 
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-# Every `name=value` given on the make command line (GNU make keeps them, escaped, in this
-# variable), except make's own ARGS/PYTHON, becomes a Hydra override.
-OVERRIDES = set --; for a in $(-*-command-variables-*-); do case "$$a" in ARGS=*|PYTHON=*) ;; *) set -- "$$@" "$$a";; esac; done
+# Every `name=value` given on the make command line, except make's own ARGS/PYTHON, becomes a Hydra
+# override. $(value v) is the text as typed (a `${...}` in it is not a make reference), and each override is
+# single-quoted for the shell (a ' inside becomes '\''), so no layer expands or splits it.
+CLI_VARS  = $(sort $(foreach v,$(.VARIABLES),$(if $(filter command line,$(origin $(v))),$(v))))
+OVERRIDES = $(foreach v,$(filter-out ARGS PYTHON,$(CLI_VARS)),'$(subst ','\'',$(v)=$(value $(v)))')
+# ARGS travels as one quoted word; Python splits it with shlex (quotes honoured, nothing expanded).
+RUN = $(PY) -c 'import os, shlex, sys; m, a, *o = sys.argv[1:]; os.execv(sys.executable, [sys.executable, "-m", m, *shlex.split(a), *o])'
+ARGS_WORD = '$(subst ','\'',$(value ARGS))'
 
 .DEFAULT_GOAL := help
 .PHONY: help install lock train eval generate estimate bench test test-full lint format clean clean-logs
@@ -34,19 +42,19 @@ lock: ## re-pin requirements/constraints.txt from a fresh resolve of pyproject.t
 	mv requirements/constraints.new requirements/constraints.txt && rm -rf .venv-lock
 
 train: $(STAMP) ## train (default experiment: digits_cnn); any Hydra override passes through
-	@$(OVERRIDES); $(PY) -m bigmodel.train $(ARGS) "$$@"
+	@$(RUN) bigmodel.train $(ARGS_WORD) $(OVERRIDES)
 
 eval: $(STAMP) ## evaluate a checkpoint: make eval ckpt_path=logs/.../checkpoints/epoch_009.ckpt
-	@$(OVERRIDES); $(PY) -m bigmodel.eval $(ARGS) "$$@"
+	@$(RUN) bigmodel.eval $(ARGS_WORD) $(OVERRIDES)
 
 estimate: $(STAMP) ## compute/memory/time estimate: make estimate model=language_model net=gpt2_medium trainer=fsdp trainer.devices=8
-	@$(OVERRIDES); $(PY) -m bigmodel.estimate $(ARGS) "$$@"
+	@$(RUN) bigmodel.estimate $(ARGS_WORD) $(OVERRIDES)
 
 bench: $(STAMP) ## benchmarks (parity, start-up, data loading, DDP, MFU): table + logs/bench/*.json, <= 10 min
 	$(PY) -m benchmarks.run $(ARGS)
 
 generate: $(STAMP) ## sample text from a language model: make generate ckpt_path=last experiment_name=shakespeare_char_gpt prompt="ROMEO:"
-	@$(OVERRIDES); $(PY) -m bigmodel.generate $(ARGS) "$$@"
+	@$(RUN) bigmodel.generate $(ARGS_WORD) $(OVERRIDES)
 
 test: $(STAMP) ## fast test suite (no `slow` tests)
 	$(PY) -m pytest $(ARGS)

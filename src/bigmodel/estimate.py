@@ -23,8 +23,8 @@ from bigmodel.callbacks.peak_flops import gpu_peak_flops, precision_dtype
 from bigmodel.models.build import instantiate_part
 from bigmodel.utils import estimate_math as em
 from bigmodel.utils.batch import count_devices
+from bigmodel.utils.cli import entry_point
 from bigmodel.utils.errors import ConfigError
-from bigmodel.utils.resolvers import CONFIG_DIR
 
 log = logging.getLogger(__name__)
 
@@ -189,7 +189,7 @@ def render(e: dict[str, Any]) -> Table:
     return t
 
 
-@hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="estimate")
+@entry_point("estimate")
 def main(cfg: DictConfig) -> None:
     """Hydra entry point: print the table, write ``estimate.json``."""
     e = estimate(cfg)

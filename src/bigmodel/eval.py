@@ -17,9 +17,9 @@ import lightning as L
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from bigmodel.utils.cli import entry_point
 from bigmodel.utils.config import instantiate_group, print_config_tree
 from bigmodel.utils.errors import ConfigError
-from bigmodel.utils.resolvers import CONFIG_DIR
 from bigmodel.utils.run import load_checkpoint, resolve_ckpt_path, write_metrics
 
 log = logging.getLogger(__name__)
@@ -91,7 +91,7 @@ def _use_training_data_dir(cfg: DictConfig, train_data_dir: str | None) -> None:
         cfg.paths.data_dir = train_data_dir
 
 
-@hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="eval")
+@entry_point("eval")
 def main(cfg: DictConfig) -> None:
     """Hydra entry point."""
     evaluate(cfg)

@@ -10,14 +10,13 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-import hydra
 import torch
 from omegaconf import DictConfig
 
 from bigmodel.models.language_model import LanguageModelModule
 from bigmodel.tokenizers import tokenizer_from_dict
+from bigmodel.utils.cli import entry_point
 from bigmodel.utils.errors import ConfigError
-from bigmodel.utils.resolvers import CONFIG_DIR
 from bigmodel.utils.run import load_checkpoint, resolve_ckpt_path
 
 log = logging.getLogger(__name__)
@@ -77,7 +76,7 @@ def generate(cfg: DictConfig) -> list[str]:
     return texts
 
 
-@hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="generate")
+@entry_point("generate")
 def main(cfg: DictConfig) -> None:
     """Hydra entry point."""
     generate(cfg)

@@ -23,10 +23,11 @@ from bigmodel.callbacks.monitor_check import MonitorCheck
 from bigmodel.callbacks.nonfinite import NonFiniteLoss
 from bigmodel.callbacks.run_config import RunConfigInCheckpoint
 from bigmodel.callbacks.step_units_check import StepUnitsCheck
+from bigmodel.callbacks.sync_stop import SyncStop
 from bigmodel.loggers import tracking
 from bigmodel.utils.batch import apply_batch_plan
+from bigmodel.utils.cli import entry_point
 from bigmodel.utils.config import instantiate_group, print_config_tree, subset
-from bigmodel.utils.resolvers import CONFIG_DIR
 from bigmodel.utils.run import (
     check_resume_compatible,
     checkpoint_to_test,
@@ -73,6 +74,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         MonitorCheck(),
         StepUnitsCheck(),
         NonFiniteLoss(cfg.get("nonfinite_loss", "error")),
+        SyncStop(),  # a stop decided on one rank stops all ranks (else DDP dies on a connection reset)
         *callbacks,
     ]
     callbacks += [
@@ -147,7 +149,7 @@ def _fit_and_test(
     return metrics
 
 
-@hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="train")
+@entry_point("train")
 def main(cfg: DictConfig) -> float | None:
     """Hydra entry point; returns ``cfg.optimized_metric`` for hyper-parameter sweeps."""
     metrics = train(cfg)

@@ -67,3 +67,15 @@ def test_bad_file_policy(tmp_path, caplog):
         BadFileHandler("error")(tmp_path / "x.png", "truncated")
     with pytest.raises(ConfigError, match="on_bad_file"):
         BadFileHandler("ignore")
+
+
+def test_empty_class_folder_in_val_is_named(tmp_path, caplog):
+    for split in ("train", "val"):
+        _touch(tmp_path / split, "a", 3)
+        _touch(tmp_path / split, "b", 3 if split == "train" else 0)
+    with caplog.at_level(logging.WARNING, logger="bigmodel.data.folders"):
+        splits, classes = scan_folder_splits(tmp_path, ["png"])
+    assert classes == ["a", "b"] and len(splits["val"][0]) == 3
+    assert str(tmp_path / "val" / "b") in caplog.text
+    with pytest.raises(ConfigError, match=str(tmp_path / "val" / "b")):
+        scan_folder_splits(tmp_path, ["png"], on_bad_file="error")

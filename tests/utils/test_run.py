@@ -26,4 +26,4 @@ def test_resolve_last_picks_newest(tmp_path):
 def test_write_metrics_is_flat_json(tmp_path):
     write_metrics(tmp_path / "metrics.json", {"val/acc": torch.tensor(0.5), "x": float("nan"), "s": "a"})
     data = json.loads((tmp_path / "metrics.json").read_text())
-    assert data == {"s": "a", "val/acc": 0.5, "x": "nan"}
+    assert data == {"s": "a", "status": "completed", "val/acc": 0.5, "x": "nan"}

@@ -271,7 +271,12 @@ class AudioFolderDataModule(AudioDataModule):
 
     def _split_items(self) -> tuple[dict[str, Items], list[str]]:
         splits, classes = scan_folder_splits(
-            self.root, self.extensions, self.split_fractions, self.seed, self.drop_empty_classes
+            self.root,
+            self.extensions,
+            self.split_fractions,
+            self.seed,
+            self.drop_empty_classes,
+            on_bad_file=self.on_bad.policy,
         )
         self.check_num_classes(classes, str(self.root))
         return {k: list(zip(p, y, strict=True)) for k, (p, y) in splits.items()}, classes

@@ -73,6 +73,7 @@ def scan_folder_splits(
     fractions: Sequence[float] = (0.8, 0.1, 0.1),
     seed: int = 42,
     drop_empty_classes: bool = False,
+    on_bad_file: str = "warn",
 ) -> tuple[dict[str, tuple[list[Path], list[int]]], list[str]]:
     """Scan ``root`` into ``{split: (paths, labels)}`` for train/val/test plus the class names.
 
@@ -84,10 +85,13 @@ def scan_folder_splits(
         seed: split seed.
         drop_empty_classes: drop an empty class folder with a warning instead of raising.
             Class ids stay those of the sorted non-empty training classes.
+        on_bad_file: an empty class folder in ``val/``/``test/`` (that split then has no sample of the
+            class): ``warn`` names it in the log, ``error`` raises.
 
     Raises:
         ConfigError: a missing folder, an empty class folder (unless dropped), fewer than two classes,
-            or a class in ``val/``/``test/`` that ``train/`` lacks.
+            a class in ``val/``/``test/`` that ``train/`` lacks, or (``on_bad_file=error``) an empty class
+            folder in ``val/``/``test/``.
     """
     root = Path(root)
     has_split_dirs = (root / "train").is_dir()
@@ -123,7 +127,15 @@ def scan_folder_splits(
     paths, labels = flatten(train_files, root)
     given = {s: root / s for s in ("val", "test") if has_split_dirs and (root / s).is_dir()}
     for s, where in given.items():
-        out[s] = flatten(list_class_files(where, extensions), where)
+        files = list_class_files(where, extensions)
+        for cls in sorted(c for c, fs in files.items() if not fs):
+            msg = (
+                f"Class folder {where / cls} holds no {list(extensions)} files, so {s} has no {cls!r} sample"
+            )
+            if on_bad_file == "error":
+                raise ConfigError(f"{msg}. Add files or remove the folder (or set data.on_bad_file=warn).")
+            log.warning("%s (data.on_bad_file=warn).", msg)
+        out[s] = flatten(files, where)
     missing = [s for s in ("val", "test") if s not in given]
     for name, idx in carve_missing_splits(labels, missing, fractions, seed).items():
         out[name] = ([paths[i] for i in idx], [labels[i] for i in idx])

@@ -6,7 +6,8 @@
 - ``SST2DataModule`` (``data=sst2``): GLUE SST-2 (Socher et al. 2013; Wang et al. 2019,
   https://gluebenchmark.com/tasks), ``<data_dir>/sst2/{train,dev}.tsv``; dev is used for val and test.
 
-Tables are read with quoting off (texts contain ``"``) and each text is stripped. Texts are tokenized
+TSV tables are read with quoting off (texts contain ``"``), comma tables with standard CSV quoting
+(``data.quoting``), and each text is stripped. Texts are tokenized
 per batch, so a tokenizer restored from a checkpoint replaces the rebuilt one without re-reading files.
 Batches are ``(x, y)``: ``x`` ``(B, T)`` int64 token ids, right-padded with the tokenizer's ``pad_id``
 (0 for our BPE and for BERT-family tokenizers), ``T <= max_length``; ``y`` ``(B,)`` int64 class ids.
@@ -58,7 +59,9 @@ class TextClassificationDataModule(BaseDataModule):
     Args:
         train_file: the training table; ``val_file``/``test_file`` optional (carved from train if absent).
         text_column, label_column: header names, or 0-based indices when ``header`` is false.
-        delimiter: ``"\\t"`` or ``","``. Quoting is always off.
+        delimiter: one character, or ``comma|tab|semicolon|pipe|space`` (a Hydra override cannot spell
+            ``,``: write ``data.delimiter=comma``).
+        quoting: ``auto`` (standard CSV quoting for comma tables, off for TSV), ``csv`` or ``none``.
         header: the first line is a header.
         classes: label values in class-id order (null: sorted distinct training labels).
         class_names: display names for ``classes`` (e.g. ``[negative, positive]``); null = the values.
@@ -85,6 +88,7 @@ class TextClassificationDataModule(BaseDataModule):
         val_file: str | None = None,
         test_file: str | None = None,
         delimiter: str = "\t",
+        quoting: str = "auto",
         header: bool = True,
         classes: list[str] | None = None,
         class_names: list[str] | None = None,
@@ -100,7 +104,7 @@ class TextClassificationDataModule(BaseDataModule):
         super().__init__(**kwargs)
         self.files = {"train": train_file, "val": val_file, "test": test_file}
         self.text_column, self.label_column = text_column, label_column
-        self.delimiter, self.header = delimiter, header
+        self.delimiter, self.quoting, self.header = delimiter, quoting, header
         self.label_values = [str(c) for c in classes] if classes else None
         self.class_names = class_names
         self.num_classes = num_classes
@@ -114,7 +118,11 @@ class TextClassificationDataModule(BaseDataModule):
 
     def _read(self, split: str) -> tuple[list[str], list[str]] | None:
         f = self.files[split]
-        return read_table(f, self.text_column, self.label_column, self.delimiter, self.header) if f else None
+        return (
+            read_table(f, self.text_column, self.label_column, self.delimiter, self.header, self.quoting)
+            if f
+            else None
+        )
 
     def setup(self, stage: str | None = None) -> None:
         if self.data_train is not None:

@@ -1,4 +1,5 @@
-"""Reading text files: UTF-8 decoding with bad-byte reporting, and TSV/CSV tables with quoting off."""
+"""Reading text files: UTF-8 decoding with bad-byte reporting, and TSV/CSV tables (standard CSV quoting for
+comma tables, quoting off for TSV, whose texts contain stray ``"``)."""
 
 from __future__ import annotations
 
@@ -37,29 +38,56 @@ def decode_utf8(data: bytes, path: str | Path, policy: str = "warn", warn: bool 
         return data.decode("utf-8", errors="replace")
 
 
+# Names for delimiters that a Hydra override cannot spell (`data.delimiter=,` parses as a list).
+DELIMITERS = {"comma": ",", "tab": "\t", "\\t": "\t", "semicolon": ";", "pipe": "|", "space": " "}
+
+
+def resolve_delimiter(delimiter: str) -> str:
+    """``comma|tab|semicolon|pipe|space`` (or ``\\t`` as typed on a command line), or one character.
+
+    Raises:
+        ConfigError: anything else, naming ``data.delimiter``.
+    """
+    d = DELIMITERS.get(str(delimiter).lower(), str(delimiter))
+    if len(d) != 1:
+        raise ConfigError(
+            f"data.delimiter={delimiter!r} is not one character. Use one of {', '.join(DELIMITERS)} "
+            "(e.g. data.delimiter=comma), or a quoted character: \"data.delimiter=';'\"."
+        )
+    return d
+
+
 def read_table(
     path: str | Path,
     text_column: str | int,
     label_column: str | int,
     delimiter: str = "\t",
     header: bool = True,
+    quoting: str = "auto",
 ) -> tuple[list[str], list[str]]:
-    """Texts and label strings of a TSV/CSV file (quoting off, texts stripped).
+    """Texts and label strings of a TSV/CSV file (texts stripped).
+
+    ``quoting``: ``csv`` reads fields as Python's ``csv`` module writes them (``"a, b"`` and ``""``
+    escapes), ``none`` takes every character literally (SST-2 and SMS Spam texts hold stray ``"``),
+    ``auto`` is ``none`` for tab-separated files and ``csv`` otherwise.
 
     Raises:
-        ConfigError: a missing file or column, or a row with a missing/empty label or text (naming the line).
+        ConfigError: a missing file or column, a bad delimiter/quoting, or a row with a missing/empty
+            label or text (naming the line).
     """
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"Table {path} not found; check paths.data_dir and the data config's file names.")
+    delimiter = resolve_delimiter(delimiter)
+    if quoting not in ("auto", "csv", "none"):
+        raise ConfigError(f"data.quoting={quoting!r}: use auto, csv or none.")
+    quote_off = quoting == "none" or (quoting == "auto" and delimiter == "\t")
     texts, labels = [], []
     with open(path, encoding="utf-8", newline="") as f:
-        rows = csv.reader(f, delimiter=delimiter, quoting=csv.QUOTE_NONE)
+        rows = csv.reader(f, delimiter=delimiter, quoting=csv.QUOTE_NONE if quote_off else csv.QUOTE_MINIMAL)
         cols: dict[str | int, int] = {}
-        first = 1
         if header:
             names = next(rows, [])
-            first = 2
             for c in (text_column, label_column):
                 if isinstance(c, int):
                     cols[c] = c
@@ -77,7 +105,8 @@ def read_table(
                     )
                 cols[c] = c
         ti, li = cols[text_column], cols[label_column]
-        for lineno, row in enumerate(rows, start=first):
+        for row in rows:
+            lineno = rows.line_num  # the row's last line (a quoted field may span lines)
             if not row or all(not v.strip() for v in row):
                 continue  # blank line
             label = row[li].strip() if li < len(row) else ""

@@ -267,7 +267,12 @@ class ImageFolderDataModule(VisionDataModule):
         from bigmodel.data.folders import scan_folder_splits
 
         self.split_files, self.classes = scan_folder_splits(
-            self.root, self.extensions, self.split_fractions, self.seed, self.drop_empty_classes
+            self.root,
+            self.extensions,
+            self.split_fractions,
+            self.seed,
+            self.drop_empty_classes,
+            on_bad_file=self.bad_files.policy,
         )
         self.check_num_classes(self.classes, str(self.root))
         mode = "RGB" if self.in_channels == 3 else "L"

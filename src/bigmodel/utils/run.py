@@ -154,10 +154,17 @@ def check_resume_compatible(ckpt_path: str | Path, cfg: Any) -> None:
     new = cfg.model.get("net") if "model" in cfg else None
     old_t, new_t = old.get("_target_"), (new or {}).get("_target_")
     if old_t and new_t and old_t != new_t:
+        # name the checkpoint's own experiment: resuming without experiment= composes the default one
+        ckpt_task = ((ckpt.get("bigmodel") or {}).get("config") or {}).get("task_name")
+        hint = (
+            f"It was written by experiment {ckpt_task!r} (this config is {cfg.get('task_name')!r}): add "
+            f"experiment={ckpt_task} and the same net/model overrides as that run"
+            if ckpt_task and ckpt_task != cfg.get("task_name")
+            else "Pass the same net/model overrides as the run that wrote it"
+        )
         raise ConfigError(
             f"Cannot resume from {ckpt_path}: it was trained with net {old_t}, but this config builds {new_t}. "
-            "Pass the same net/model overrides as the run that wrote it (see its .hydra/overrides.yaml), "
-            "or pass ckpt_path=<file> of a matching run."
+            f"{hint} (see its .hydra/overrides.yaml), or pass ckpt_path=<file> of a matching run."
         )
 
 
@@ -194,7 +201,10 @@ def _plain(v: Any) -> Any:
 
 @rank_zero_only
 def write_metrics(path: str | Path, metrics: dict[str, Any]) -> None:
-    """Write ``metrics.json``: one flat JSON object (rank 0 only), atomically."""
+    """Write ``metrics.json``: one flat JSON object (rank 0 only), atomically. ``status`` is
+    ``completed`` unless ``metrics`` says otherwise (``failed`` with ``error_type`` and ``error``, see
+    CONVENTIONS.md "Run status and exit codes")."""
+    metrics = {"status": "completed", **metrics}
     with atomic_write(path, "w") as f:
         f.write(json.dumps({k: _plain(v) for k, v in sorted(metrics.items())}, indent=2) + "\n")
 
