@@ -8,7 +8,8 @@ from bigmodel.loggers.csv_logger import CSVLogger
 
 def test_other_process_keeps_earlier_columns(tmp_path):
     main = CSVLogger(tmp_path, name="csv", version="")
-    assert main.experiment is not None  # the writer exists in the launching process (hyper-parameters are logged there)
+    # the writer exists in the launching process (hyper-parameters are logged there)
+    assert main.experiment is not None
     fit, test = pickle.loads(pickle.dumps(main)), pickle.loads(pickle.dumps(main))  # two spawned stages
     fit.log_metrics({"val/acc": 0.5, "train/loss": 1.0}, step=0)
     fit.save()
