@@ -109,7 +109,8 @@ class ImagePreprocessor(Preprocessor):
         try:
             x = load_image(src, "RGB" if self.in_channels == 3 else "L", self.image_size)
         except DECODE_ERRORS as e:
-            raise InputError(f"{name}: cannot decode image ({type(e).__name__}: {e})") from None
+            detail = f"{type(e).__name__}: {e}" if name != "upload" else type(e).__name__  # no BytesIO repr
+            raise InputError(f"{name}: cannot decode image ({detail})") from None
         return self.transform(x) if self.transform is not None else x
 
     def load_file(self, path: str | Path) -> torch.Tensor:
