@@ -118,10 +118,6 @@ class ModelAPI(ls.LitAPI):
         return output
 
 
-class _Terminated(Exception):
-    """Raised in the main process by SIGTERM, so LitServe's own shutdown (its ``finally``) runs."""
-
-
 def build_server(cfg: DictConfig, ckpt_path: str) -> ls.LitServer:
     api = ModelAPI(
         ckpt_path, str(cfg.backend), cfg.get("model_path"), cfg.get("threads"), int(cfg.top_k),
@@ -149,14 +145,17 @@ def serve(cfg: DictConfig) -> int:
     loaded = load_model(path)  # fail here, not in a worker, on a bad checkpoint / backend
     predictor(loaded, str(cfg.backend), cfg.get("model_path"))
     server = build_server(cfg, path)
-    main_pid = os.getpid()
+    main_pid, stopped_by = os.getpid(), {"signal": signal.SIGINT}
 
     def on_sigterm(signum: int, frame: Any) -> None:
         if os.getpid() != main_pid:  # a forked helper (uvicorn, the queue manager): die as without us
             signal.signal(signum, signal.SIG_DFL)
             os.kill(os.getpid(), signum)
             return
-        raise _Terminated()
+        # LitServe's Ctrl-C path: it catches KeyboardInterrupt and shuts its workers down without waiting
+        # on its queue manager (which the interrupted main thread may have been talking to).
+        stopped_by["signal"] = signal.SIGTERM
+        raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, on_sigterm)
     log.info("Serving %s on http://%s:%s/predict (backend=%s)", loaded.describe(), cfg.host, cfg.port, cfg.backend)
@@ -165,10 +164,11 @@ def serve(cfg: DictConfig) -> int:
             host=str(cfg.host), port=int(cfg.port), num_api_servers=1, generate_client_file=False,
             log_level=str(cfg.log_level),
         )  # fmt: skip
-    except _Terminated:
-        log.info("SIGTERM: server stopped")
-        return 143
-    return 130
+    except KeyboardInterrupt:  # a second signal during LitServe's own shutdown
+        pass
+    code = 128 + int(stopped_by["signal"])  # 143 for SIGTERM, 130 for SIGINT
+    log.info("Server stopped (%s)", signal.Signals(stopped_by["signal"]).name)
+    return code
 
 
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="serve")
