@@ -47,7 +47,11 @@ def speed(name: str, ckpt: str, threads: int, quick: bool = False) -> dict:
     compiled = torch.compile(graph, dynamic=False)
     with tempfile.TemporaryDirectory() as d:
         with torch.no_grad():
-            ep = trace(graph, loaded.pre.example(2), dynamic_shapes(loaded.kind, x1, getattr(loaded.pre, "max_length", None)))
+            ep = trace(
+                graph,
+                loaded.pre.example(2),
+                dynamic_shapes(loaded.kind, x1, getattr(loaded.pre, "max_length", None)),
+            )
         to_onnx(ep, Path(d) / "m.onnx", None)
         ort = OnnxRuntimeModule(Path(d) / "m.onnx", threads)
         it = 20 if quick else 100
@@ -74,7 +78,9 @@ def serving(ckpt: str, image: Path, requests: int = 2000, clients: int = 16, thr
     port = _free_port()
     cmd = [sys.executable, "-m", "bigmodel.serve", f"ckpt_path={ckpt}", f"port={port}", f"threads={threads}",
            "max_batch_size=32", "batch_timeout=0.002", f"paths.log_dir={tempfile.mkdtemp()}"]  # fmt: skip
-    proc = subprocess.Popen(cmd, cwd=PROJECT_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=os.environ)
+    proc = subprocess.Popen(
+        cmd, cwd=PROJECT_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=os.environ
+    )
     url, body = f"http://127.0.0.1:{port}", {"image": base64.b64encode(image.read_bytes()).decode()}
     try:
         for _ in range(600):

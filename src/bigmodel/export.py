@@ -40,7 +40,9 @@ FORMATS = ("onnx", "pt2")
 def _test_split_batches(loaded: LoadedModel, cfg: DictConfig, n: int, batch: int) -> Iterator[torch.Tensor]:
     """Raw batches of the first ``n`` test samples of the training run's own data (its test split)."""
     run = loaded.run_config
-    data_dir = run.get("data_dir") if run.get("data_dir") and Path(run["data_dir"]).is_dir() else cfg.paths.data_dir
+    data_dir = (
+        run.get("data_dir") if run.get("data_dir") and Path(run["data_dir"]).is_dir() else cfg.paths.data_dir
+    )
     root = OmegaConf.create(
         {"data": run["data"], "paths": {**OmegaConf.to_container(cfg.paths, resolve=True), "data_dir": data_dir},
          "seed": run.get("seed", 0)}
@@ -108,7 +110,9 @@ def export(cfg: DictConfig) -> dict[str, Any]:
     path = resolve(cfg.get("ckpt_path"), cfg.paths.log_dir, cfg.get("experiment_name"), "export")
     loaded = load_model(path)
     if loaded.kind == "lm":
-        raise ConfigError("bigmodel.export exports classifiers; a language model generates with bigmodel.generate.")
+        raise ConfigError(
+            "bigmodel.export exports classifiers; a language model generates with bigmodel.generate."
+        )
     graph = InferenceGraph(loaded).eval()
     example = loaded.pre.example(2)
     shapes = dynamic_shapes(loaded.kind, example, getattr(loaded.pre, "max_length", None))

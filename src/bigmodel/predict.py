@@ -75,7 +75,9 @@ class RowWriter(BasePredictionWriter):
         self.class_names, self.top_k = class_names, top_k
         self.rows: list[dict[str, Any]] = []
 
-    def write_on_batch_end(self, trainer, pl_module, prediction, batch_indices, batch, batch_idx, dataloader_idx):
+    def write_on_batch_end(
+        self, trainer, pl_module, prediction, batch_indices, batch, batch_idx, dataloader_idx
+    ):
         meta = batch[1]
         ok = [name for name, err in meta if not err]
         if prediction is None:
@@ -88,7 +90,9 @@ class RowWriter(BasePredictionWriter):
         self.rows += [error_row(name, err) if err else next(it) for name, err in meta]
 
 
-def run_predict(loaded: LoadedModel, items: Sequence[input_items.Item], cfg: DictConfig) -> list[dict[str, Any]]:
+def run_predict(
+    loaded: LoadedModel, items: Sequence[input_items.Item], cfg: DictConfig
+) -> list[dict[str, Any]]:
     """Rows for ``items`` through ``trainer.predict`` (see the module docstring)."""
     module, adapt = predictor(loaded, cfg.backend, cfg.get("model_path"), cfg.get("threads"))
     if loaded.kind == "lm":

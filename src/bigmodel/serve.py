@@ -158,7 +158,9 @@ def serve(cfg: DictConfig) -> int:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, on_sigterm)
-    log.info("Serving %s on http://%s:%s/predict (backend=%s)", loaded.describe(), cfg.host, cfg.port, cfg.backend)
+    log.info(
+        "Serving %s on http://%s:%s/predict (backend=%s)", loaded.describe(), cfg.host, cfg.port, cfg.backend
+    )
     try:
         server.run(
             host=str(cfg.host), port=int(cfg.port), num_api_servers=1, generate_client_file=False,

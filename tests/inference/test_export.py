@@ -21,7 +21,9 @@ from bigmodel.utils.errors import ConfigError
 def onnx_export(digits_ckpt, tmp_path_factory):
     from tests.conftest import compose_cfg
 
-    cfg = compose_cfg(tmp_path_factory.mktemp("export"), [f"ckpt_path={digits_ckpt}", "format=onnx"], "export")
+    cfg = compose_cfg(
+        tmp_path_factory.mktemp("export"), [f"ckpt_path={digits_ckpt}", "format=onnx"], "export"
+    )
     return export(cfg), Path(cfg.paths.output_dir)
 
 
@@ -42,7 +44,12 @@ def test_onnxruntime_backend_gives_the_torch_predictions(onnx_export, make_cfg, 
     rows = {}
     for backend in ("torch", "onnxruntime"):
         cfg = make_cfg(
-            [f"ckpt_path={digits_ckpt}", f"inputs={digit_pngs[0]}", f"backend={backend}", "progress_bar=false"],
+            [
+                f"ckpt_path={digits_ckpt}",
+                f"inputs={digit_pngs[0]}",
+                f"backend={backend}",
+                "progress_bar=false",
+            ],
             config_name="predict",
         )
         rows[backend] = predict(cfg)

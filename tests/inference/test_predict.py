@@ -36,7 +36,9 @@ def test_folder_with_a_bad_file_gives_an_error_row_and_the_rest(make_cfg, digits
     rows = predict(cfg)
     assert len(rows) == 41
     bad = [r for r in rows if r["error"]]
-    assert len(bad) == 1 and bad[0]["path"].endswith("broken.png") and "cannot decode image" in bad[0]["error"]
+    assert (
+        len(bad) == 1 and bad[0]["path"].endswith("broken.png") and "cannot decode image" in bad[0]["error"]
+    )
     good = [r for r in rows if not r["error"]]
     acc = sum(int(r["label"]) == y for r, y in zip(good, labels, strict=True)) / len(labels)
     assert acc >= 0.8, acc  # a real trained model, not a constant answer
@@ -90,7 +92,11 @@ def test_a_wav_inside_an_image_folder_is_an_error_row(make_cfg, digits_ckpt, dig
 
 @pytest.mark.parametrize(
     ("ckpt", "match"),
-    [("missing.ckpt", "Checkpoint not found"), ("last", "needs the experiment"), ("???", "needs a checkpoint")],
+    [
+        ("missing.ckpt", "Checkpoint not found"),
+        ("last", "needs the experiment"),
+        ("???", "needs a checkpoint"),
+    ],
 )
 def test_missing_or_unknown_checkpoint_is_a_clear_error(make_cfg, tmp_path, ckpt, match):
     with pytest.raises(ConfigError, match=match):

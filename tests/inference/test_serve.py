@@ -83,7 +83,9 @@ def test_server_answers_like_predict_and_survives_bad_requests(server, expected,
     folder = digit_pngs[0]
     url = server.url
     # single requests: multipart upload and base64 JSON
-    r = httpx.post(f"{url}/predict", files={"file": ("003.png", (folder / "003.png").read_bytes(), "image/png")})
+    r = httpx.post(
+        f"{url}/predict", files={"file": ("003.png", (folder / "003.png").read_bytes(), "image/png")}
+    )
     assert r.status_code == 200, r.text
     _same(r.json(), expected["003.png"])
     assert r.json()["path"] == "003.png"
@@ -94,8 +96,12 @@ def test_server_answers_like_predict_and_survives_bad_requests(server, expected,
 
     # concurrent requests (batched by LitServe): every answer is its own image's row
     names = sorted(expected)
+
     def one(name):
-        return name, httpx.post(f"{url}/predict", files={"file": (name, (folder / name).read_bytes())}, timeout=60)
+        return name, httpx.post(
+            f"{url}/predict", files={"file": (name, (folder / name).read_bytes())}, timeout=60
+        )
+
     with ThreadPoolExecutor(16) as pool:
         for name, resp in pool.map(one, names):
             assert resp.status_code == 200, resp.text
@@ -113,7 +119,11 @@ def test_server_answers_like_predict_and_survives_bad_requests(server, expected,
         (dict(json=["a list"]), 400, "must be an object"),
         (dict(json={"nothing": 1}), 400, "exactly one of"),
         (dict(files={"other": ("a.png", b"x")}), 400, "no field 'file'"),
-        (dict(content=b"x" * 30000, headers={"Content-Type": "application/json"}), 413, "limit of 20000 bytes"),
+        (
+            dict(content=b"x" * 30000, headers={"Content-Type": "application/json"}),
+            413,
+            "limit of 20000 bytes",
+        ),
     ]
     for kwargs, status, message in bad:
         r = httpx.post(f"{url}/predict", **kwargs)

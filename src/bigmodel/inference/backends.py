@@ -105,5 +105,7 @@ def predictor(loaded: LoadedModel, backend: str, model_path: str | None = None, 
     if backend == "torch":
         return loaded.module, True
     if loaded.kind == "lm":
-        raise ConfigError("backend=onnxruntime serves classifiers; language models generate with backend=torch.")
+        raise ConfigError(
+            "backend=onnxruntime serves classifiers; language models generate with backend=torch."
+        )
     return open_onnx(loaded, model_path, threads), False

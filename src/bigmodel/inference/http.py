@@ -40,7 +40,9 @@ def multipart_to_json(content_type: str, body: bytes) -> dict[str, Any]:
     Raises:
         ValueError: no ``file`` or ``text`` field (the message lists the fields found).
     """
-    msg = BytesParser(policy=HTTP).parsebytes(b"Content-Type: " + content_type.encode("latin-1") + b"\r\n\r\n" + body)
+    msg = BytesParser(policy=HTTP).parsebytes(
+        b"Content-Type: " + content_type.encode("latin-1") + b"\r\n\r\n" + body
+    )
     fields: dict[str, Any] = {}
     for part in msg.iter_parts() if msg.is_multipart() else []:
         name = part.get_param("name", header="content-disposition")
@@ -73,7 +75,9 @@ class RequestGate:
             await problem(scope, receive, send)
             return
         body, ctype = problem
-        new_headers = [(k, v) for k, v in scope["headers"] if k.lower() not in (b"content-type", b"content-length")]
+        new_headers = [
+            (k, v) for k, v in scope["headers"] if k.lower() not in (b"content-type", b"content-length")
+        ]
         new_headers += [(b"content-type", ctype.encode()), (b"content-length", str(len(body)).encode())]
         sent = False
 
@@ -88,7 +92,9 @@ class RequestGate:
 
     async def _check(self, headers: dict[str, str], receive: Any) -> JSONResponse | tuple[bytes, str]:
         limit = self.max_body_bytes
-        too_big = error_response(413, f"request body is larger than the server's limit of {limit} bytes (max_body_bytes)")
+        too_big = error_response(
+            413, f"request body is larger than the server's limit of {limit} bytes (max_body_bytes)"
+        )
         if int(headers.get("content-length") or 0) > limit:
             return too_big
         chunks, size, more = [], 0, True
@@ -119,5 +125,7 @@ class RequestGate:
         except (ValueError, UnicodeDecodeError) as e:
             return error_response(400, f"body is not valid JSON ({e})")
         if not isinstance(payload, dict):
-            return error_response(400, 'JSON body must be an object: {"image"|"audio": <base64>} or {"text": "..."}')
+            return error_response(
+                400, 'JSON body must be an object: {"image"|"audio": <base64>} or {"text": "..."}'
+            )
         return body, "application/json"

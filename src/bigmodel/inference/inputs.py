@@ -36,11 +36,15 @@ def collect(inputs: str | None, text: str | None, pre: Preprocessor, describe: s
     items: list[Item] = []
     if text not in (None, ""):
         if not takes_text:
-            raise ConfigError(f"text=... is for text models; the checkpoint is {describe}. Pass inputs=<file|folder>.")
+            raise ConfigError(
+                f"text=... is for text models; the checkpoint is {describe}. Pass inputs=<file|folder>."
+            )
         items.append(("text:0", str(text), True))
     if inputs in (None, ""):
         if not items:
-            raise ConfigError("Nothing to predict: pass inputs=<file|folder|glob|-> (or text=\"...\" for text models).")
+            raise ConfigError(
+                'Nothing to predict: pass inputs=<file|folder|glob|-> (or text="..." for text models).'
+            )
         return items
     if inputs == "-":
         lines = [line.rstrip("\n") for line in sys.stdin if line.strip()]
@@ -56,14 +60,16 @@ def collect(inputs: str | None, text: str | None, pre: Preprocessor, describe: s
         else:
             paths = sorted(Path(q) for q in glob.glob(str(p), recursive=True) if Path(q).is_file())
             if not paths:
-                raise ConfigError(f"inputs={inputs}: no such file or folder, and no file matches it as a glob.")
+                raise ConfigError(
+                    f"inputs={inputs}: no such file or folder, and no file matches it as a glob."
+                )
     kinds = {input_kind(q) for q in paths}
     if takes_text:
         for q in paths:
             if input_kind(q) != "text" and len(paths) == 1:
                 raise ConfigError(
                     f"inputs={q} is {input_kind(q) or 'not a text file'}, but the checkpoint is {describe}, "
-                    "which reads text: pass a .txt file with one sample per line, or text=\"...\"."
+                    'which reads text: pass a .txt file with one sample per line, or text="...".'
                 )
             items += _text_lines(q) if input_kind(q) == "text" else [(str(q), str(q), False)]
         return items

@@ -120,7 +120,9 @@ class ImagePreprocessor(Preprocessor):
         return self._decode(io.BytesIO(data), "upload")
 
     def example(self, batch: int = 2) -> torch.Tensor:
-        return torch.randint(0, 256, (batch, self.in_channels, self.image_size, self.image_size), dtype=torch.uint8)
+        return torch.randint(
+            0, 256, (batch, self.in_channels, self.image_size, self.image_size), dtype=torch.uint8
+        )
 
     def manifest(self) -> dict[str, Any]:
         return {
@@ -182,7 +184,9 @@ class TextPreprocessor(Preprocessor):
         self.tokenizer_state = tokenizer_state
         self.tokenizer = tokenizer_from_dict(tokenizer_state)
         self.max_length = int(max_length)
-        if hasattr(self.tokenizer, "tok") and kind == "text":  # as the DataModule: truncate keeping end tokens
+        if (
+            hasattr(self.tokenizer, "tok") and kind == "text"
+        ):  # as the DataModule: truncate keeping end tokens
             self.tokenizer.tok.no_padding()
             self.tokenizer.tok.enable_truncation(self.max_length)
 
@@ -206,7 +210,9 @@ class TextPreprocessor(Preprocessor):
     def collate(self, samples: Sequence[Any]) -> Any:
         if self.kind == "lm":
             return list(samples)
-        out = torch.full((len(samples), max(len(s) for s in samples)), self.tokenizer.pad_id, dtype=torch.long)
+        out = torch.full(
+            (len(samples), max(len(s) for s in samples)), self.tokenizer.pad_id, dtype=torch.long
+        )
         for i, s in enumerate(samples):
             out[i, : len(s)] = s
         return out

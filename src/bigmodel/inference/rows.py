@@ -35,7 +35,10 @@ def class_rows(
 
 def text_rows(paths: Sequence[str], texts: Sequence[str]) -> list[dict[str, Any]]:
     """Language-model rows: the continuation is the ``label``; no probabilities."""
-    return [{"path": p, "label": t, "prob": None, "top_k": [], "error": ""} for p, t in zip(paths, texts, strict=True)]
+    return [
+        {"path": p, "label": t, "prob": None, "top_k": [], "error": ""}
+        for p, t in zip(paths, texts, strict=True)
+    ]
 
 
 def error_row(path: str, error: str) -> dict[str, Any]:

@@ -234,9 +234,15 @@ class LanguageModelModule(LightningModule):
         cfg = {**(self.hparams.sample or {}), **(getattr(self, "predict_settings", None) or {})}
         out = []
         for i, prompt in enumerate(prompts):
-            gen = torch.Generator(device=self.device).manual_seed(int(cfg.get("seed", 0)) + batch_idx * 1000 + i)
+            gen = torch.Generator(device=self.device).manual_seed(
+                int(cfg.get("seed", 0)) + batch_idx * 1000 + i
+            )
             _, new = self._generate_ids(
-                prompt, int(cfg.get("max_new_tokens", 100)), float(cfg.get("temperature", 1.0)), cfg.get("top_k"), gen
+                prompt,
+                int(cfg.get("max_new_tokens", 100)),
+                float(cfg.get("temperature", 1.0)),
+                cfg.get("top_k"),
+                gen,
             )
             out.append(self.tokenizer.decode(new))
         return out
