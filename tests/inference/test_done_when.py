@@ -68,7 +68,8 @@ def test_predict_matches_eval_and_onnx_matches_torch(shared_data, tmp_path, expe
     metrics = train(compose_cfg(tmp_path / "train", [*QUIET, f"experiment={experiment}", *SMALL]))
     ckpt = metrics["last_ckpt_path"]
     GlobalHydra.instance().clear()
-    ev = evaluate(compose_cfg(tmp_path / "eval", [f"ckpt_path={ckpt}", f"+data.batch_size={n}",
+    # micro_batch_size, not batch_size: the training run pinned it (apply_batch_plan) and it wins
+    ev = evaluate(compose_cfg(tmp_path / "eval", [f"ckpt_path={ckpt}", f"+data.micro_batch_size={n}",
                                                   "+trainer.limit_test_batches=1", "logger=csv"], "eval"))  # fmt: skip
     labels = make_inputs(shared_data, tmp_path / "inputs", n)
     src = tmp_path / "inputs" / ("dev.txt" if experiment.startswith("sst2") else "")
