@@ -65,7 +65,7 @@ class ModelAPI(ls.LitAPI):
         if self.loaded.kind == "lm":
             self.runner.predict_settings = dict(self.generate)
 
-    def decode_request(self, request):  # noqa: ANN001 - no annotation: LitServe then passes the parsed JSON body
+    def decode_request(self, request):  # unannotated: LitServe then passes the parsed JSON body
         pre = self.loaded.pre
         try:
             given = [k for k in FIELDS if k in request]
