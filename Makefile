@@ -21,7 +21,7 @@ RUN = $(PY) -c 'import os, shlex, sys; m, a, *o = sys.argv[1:]; os.execv(sys.exe
 ARGS_WORD = '$(subst ','\'',$(value ARGS))'
 
 .DEFAULT_GOAL := help
-.PHONY: help install lock train eval generate estimate bench test test-full lint format clean clean-logs
+.PHONY: help install lock train eval generate estimate predict export serve bench test test-full lint format clean clean-logs
 
 help: ## show this help
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}'
@@ -49,6 +49,15 @@ eval: $(STAMP) ## evaluate a checkpoint: make eval ckpt_path=logs/.../checkpoint
 
 estimate: $(STAMP) ## compute/memory/time estimate: make estimate model=language_model net=gpt2_medium trainer=fsdp trainer.devices=8
 	@$(RUN) bigmodel.estimate $(ARGS_WORD) $(OVERRIDES)
+
+predict: $(STAMP) ## predict new files: make predict ckpt_path=last experiment_name=mnist_cnn inputs=imgs/ [backend=onnxruntime]
+	@$(OVERRIDES); $(PY) -m bigmodel.predict $(ARGS) "$$@"
+
+export: $(STAMP) ## export to ONNX / torch.export, verified: make export ckpt_path=... format=onnx|pt2
+	@$(OVERRIDES); $(PY) -m bigmodel.export $(ARGS) "$$@"
+
+serve: $(STAMP) ## HTTP server (LitServe) on 127.0.0.1: make serve ckpt_path=... port=8000 [backend=onnxruntime]
+	@$(OVERRIDES); $(PY) -m bigmodel.serve $(ARGS) "$$@"
 
 bench: $(STAMP) ## benchmarks (parity, start-up, data loading, DDP, MFU): table + logs/bench/*.json, <= 10 min
 	$(PY) -m benchmarks.run $(ARGS)

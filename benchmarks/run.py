@@ -1,7 +1,10 @@
 """``make bench`` / ``python -m benchmarks.run``: all benchmarks of issue 7, a rich table, and
 ``logs/bench/bench_<timestamp>.json``. Sizes are chosen to finish in under 10 minutes on 2 shared CPU cores.
 
-Options: ``--quick`` (fewer rounds, for a smoke run), ``--only a,b,c,d,e``, ``--data-experiments digits_cnn,...``.
+Options: ``--quick`` (fewer rounds, for a smoke run), ``--only a,b,c,d,e`` (plus ``f``: inference latency /
+throughput eager vs torch.compile vs ONNX Runtime, ``g``: serving load test; both read trained checkpoints,
+``--inference-ckpts name=path,...``, default the newest ``last.ckpt`` of each of ``--inference-experiments``),
+``--data-experiments digits_cnn,...``.
 """
 
 from __future__ import annotations
@@ -64,6 +67,9 @@ def main() -> None:
         "--data-dir",
         default=os.environ.get("BIGMODEL_DATA_DIR", str(PROJECT_ROOT.parent / "shared" / "data")),
     )
+    ap.add_argument("--inference-experiments", default="mnist_cnn,spoken_digits_cnn,sst2_transformer")
+    ap.add_argument("--inference-ckpts", default="", help="name=path,... (overrides --inference-experiments)")
+    ap.add_argument("--serve-requests", type=int, default=2000)
     args = ap.parse_args()
     only = set(args.only.split(","))
     q = args.quick
@@ -110,12 +116,47 @@ def main() -> None:
         res["dataloading"] = [system.dataloading(e, args.data_dir) for e in args.data_experiments.split(",")]
     if "d" in only:
         res["ddp_cpu"] = system.ddp(log_dir, epochs=2 if q else 3, threads=args.threads)
+    if "f" in only or "g" in only:
+        _inference_rows(res, args, only, log_dir)
     res["load_avg_end"] = os.getloadavg()
     res["wall_s"] = time.time() - started
     out = log_dir / f"bench_{dt.datetime.now().strftime('%Y-%m-%d_%H-%M-%S')}.json"
     out.write_text(json.dumps(res, indent=2) + "\n")
     Console(width=150).print(table(res))
     print(f"wrote {out} ({res['wall_s']:.0f} s)")
+
+
+def _inference_ckpts(args) -> dict[str, str]:
+    if args.inference_ckpts:
+        return dict(kv.split("=", 1) for kv in args.inference_ckpts.split(","))
+    from bigmodel.utils.run import resolve_ckpt_path
+
+    found = {}
+    for name in args.inference_experiments.split(","):
+        try:
+            found[name] = resolve_ckpt_path("last", PROJECT_ROOT / "logs", name)
+        except Exception as e:  # not trained on this machine: say so in the results
+            print(f"(f)/(g): skipping {name}: {e}")
+    return found
+
+
+def _inference_rows(res: dict, args, only: set[str], log_dir) -> None:
+    from benchmarks import inference as inf
+
+    ckpts = _inference_ckpts(args)
+    if "f" in only:
+        res["inference"] = [inf.speed(n, p, args.threads, args.quick) for n, p in ckpts.items()]
+    image_ckpt = next((p for n, p in ckpts.items() if "mnist" in n or "digits" in n), None)
+    if "g" in only and image_ckpt:
+        import gzip
+
+        import numpy as np
+        from PIL import Image
+
+        raw = gzip.open(f"{args.data_dir}/mnist/t10k-images-idx3-ubyte.gz").read()
+        png = log_dir / "mnist_test_0.png"
+        Image.fromarray(np.frombuffer(raw, np.uint8, offset=16)[:784].reshape(28, 28).copy(), "L").save(png)
+        res["serving"] = inf.serving(image_ckpt, png, 200 if args.quick else args.serve_requests, 16, args.threads)
 
 
 def table(res: dict) -> Table:
@@ -164,6 +205,24 @@ def table(res: dict) -> Table:
                 f"{p['mfu_template']:.2f} (plain {p['mfu_plain']:.2f})",
                 ">= 0.40",
             )
+    for r in res.get("inference", []):
+        t.add_row(
+            f"(f) CPU inference {r['model']}",
+            f"batch 1: eager {r['eager_b1_ms']:.2f} / compile {r['compile_b1_ms']:.2f} / ORT "
+            f"{r['onnxruntime_b1_ms']:.2f} ms; batch 64: {r['eager_b64_samples_per_s']:,.0f} / "
+            f"{r['compile_b64_samples_per_s']:,.0f} / {r['onnxruntime_b64_samples_per_s']:,.0f} samples/s",
+            f"ORT {r['ort_vs_eager_b1']:.2f}x eager at batch 1",
+            ">= 1.5x",
+        )
+    if "serving" in res:
+        s = res["serving"]
+        t.add_row(
+            f"(g) serve mnist_cnn, {s['requests']} req / {s['clients']} clients",
+            f"{s['served_req_per_s']:,.0f} req/s, p50 {s['p50_ms']:.1f} ms, p99 {s['p99_ms']:.1f} ms; in-process "
+            f"{s['in_process_samples_per_s']:,.0f} samples/s",
+            f"{s['ratio']:.2f} of in-process",
+            ">= 0.5, p99 <= 100 ms",
+        )
     return t
 
 

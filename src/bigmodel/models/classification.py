@@ -145,6 +145,12 @@ class ClassificationModule(LightningModule):
     def test_step(self, batch: Any, batch_idx: int) -> dict[str, torch.Tensor]:
         return self._step(batch, "test")
 
+    def predict_step(self, batch: Any, batch_idx: int = 0) -> torch.Tensor | None:
+        """Class probabilities ``(B, K)`` (softmax of the logits) for a batch ``x`` or ``(x, ...)``;
+        ``None`` for an empty batch (every input of it unreadable, see ``bigmodel.predict``)."""
+        x = batch[0] if isinstance(batch, list | tuple) else batch
+        return None if x is None else F.softmax(self(x).float(), dim=-1)
+
     def on_test_epoch_end(self) -> None:
         if self.test_acc_per_class is None:
             return

@@ -224,6 +224,33 @@ class LanguageModelModule(LightningModule):
         )
         return self.tokenizer.decode(new)
 
+    def predict_step(self, batch: Any, batch_idx: int = 0) -> list[str] | None:
+        """A continuation (without the prompt) per prompt of a batch ``prompts`` or ``(prompts, ...)``, with
+        ``self.predict_settings`` (``max_new_tokens``, ``temperature``, ``top_k``, ``seed``; default: the
+        ``model.sample`` settings). Prompt ``i`` of the batch is sampled with ``seed + batch_idx*1000 + i``.
+
+        Raises:
+            ConfigError: as :meth:`generate_text`.
+        """
+        prompts = batch[0] if isinstance(batch, tuple) else batch
+        if prompts is None:
+            return None
+        cfg = {**(self.hparams.sample or {}), **(getattr(self, "predict_settings", None) or {})}
+        out = []
+        for i, prompt in enumerate(prompts):
+            gen = torch.Generator(device=self.device).manual_seed(
+                int(cfg.get("seed", 0)) + batch_idx * 1000 + i
+            )
+            _, new = self._generate_ids(
+                prompt,
+                int(cfg.get("max_new_tokens", 100)),
+                float(cfg.get("temperature", 1.0)),
+                cfg.get("top_k"),
+                gen,
+            )
+            out.append(self.tokenizer.decode(new))
+        return out
+
     def _sample_text(self) -> None:
         # Console feedback (also under logger=csv); loggers get samples from the media_text callback.
         cfg = self.hparams.sample

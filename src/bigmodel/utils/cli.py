@@ -30,7 +30,7 @@ import shutil
 import sys
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -229,7 +229,7 @@ def _remove_if_only_logs(output_dir: Path, cfg: DictConfig) -> None:
 _CONFIG_FLAGS = ("--config-path", "-cp", "--config-name", "-cn", "--config-dir", "-cd")
 
 
-def _single_job_argv(argv: list[str], env: os._Environ | dict[str, str]) -> list[str]:
+def _single_job_argv(argv: list[str], env: Mapping[str, str]) -> list[str]:
     """For a rank > 0 that Lightning re-launched from a multirun job: the command of that single job,
     in that job's directory. Otherwise ``argv`` unchanged.
 

@@ -1,0 +1,174 @@
+"""Export a trained model: ``python -m bigmodel.export ckpt_path=FILE format=onnx|pt2`` (also
+``bigmodel-export``, ``make export``).
+
+The exported graph goes from the raw batch (uint8 images, float waveforms, int64 token ids; see
+:mod:`bigmodel.inference.preprocess`) to logits: image scaling/normalisation and the audio log-mel frontend
+are inside it; tokenization (a string op) is the one step outside, described in ``manifest.json``.
+Writes ``<run dir>/export/<format>/{model.onnx|model.pt2, manifest.json}`` and, for ONNX, a copy beside the
+checkpoint (``<ckpt dir>/<stem>.onnx`` + ``<stem>.json``) that ``predict``/``serve backend=onnxruntime`` find.
+Every export is verified at once on real test samples (ONNX with ONNX Runtime): logits within ``atol`` of
+eager PyTorch and argmax agreement >= ``min_argmax_agree``, else it fails.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import hydra
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from bigmodel.data.download import sha256_file
+from bigmodel.inference import inputs as input_items
+from bigmodel.inference.backends import InferenceGraph, OnnxRuntimeModule
+from bigmodel.inference.exporting import ExportError, axis_names, dynamic_shapes, to_onnx, trace, verify
+from bigmodel.inference.loader import LoadedModel, load_model, resolve
+from bigmodel.inference.preprocess import InputError
+from bigmodel.utils.cli import entry_point
+from bigmodel.utils.errors import ConfigError
+from bigmodel.utils.io import atomic_write
+
+log = logging.getLogger(__name__)
+FORMATS = ("onnx", "pt2")
+
+
+def _test_split_batches(loaded: LoadedModel, cfg: DictConfig, n: int, batch: int) -> Iterator[torch.Tensor]:
+    """Raw batches of the first ``n`` test samples of the training run's own data (its test split)."""
+    run = loaded.run_config
+    data_dir = (
+        run.get("data_dir") if run.get("data_dir") and Path(run["data_dir"]).is_dir() else cfg.paths.data_dir
+    )
+    root = OmegaConf.create(
+        {"data": run["data"], "paths": {**OmegaConf.to_container(cfg.paths, resolve=True), "data_dir": data_dir},
+         "seed": run.get("seed", 0)}
+    )  # fmt: skip
+    dm = hydra.utils.instantiate(root.data)
+    dm.prepare_data()
+    dm.setup("test")
+    if hasattr(dm, "load_state_dict") and loaded.kind == "text":
+        dm.tokenizer = loaded.pre.tokenizer  # the checkpoint's tokenizer, as eval uses
+    seen = 0
+    for b in dm.test_dataloader():
+        x = b[0] if isinstance(b, list | tuple) else b
+        if loaded.kind == "image" and x.dtype != torch.uint8:  # digits are float in [0, 1]
+            x = (x * 255).round().clamp(0, 255).to(torch.uint8)
+        x = x[: n - seen]
+        seen += len(x)
+        for i in range(0, len(x), batch):
+            yield x[i : i + batch]
+        if seen >= n:
+            return
+
+
+def _input_batches(loaded: LoadedModel, spec: str, n: int, batch: int) -> Iterator[torch.Tensor]:
+    items = input_items.collect(spec, None, loaded.pre, loaded.describe())[:n]
+    samples = []
+    for item in items:
+        try:
+            samples.append(input_items.load_item(item, loaded.pre))
+        except InputError as e:
+            log.warning("verify_inputs: skipping %s", e)
+    for i in range(0, len(samples), batch):
+        yield loaded.pre.collate(samples[i : i + batch])
+
+
+def verification_batches(loaded: LoadedModel, cfg: DictConfig) -> list[torch.Tensor]:
+    """``verify_inputs`` when given, else the run's test split.
+
+    Raises:
+        ConfigError: neither is available (names both ways to fix it).
+    """
+    n, bs = int(cfg.verify_samples), int(cfg.verify_batch_size)
+    if cfg.get("verify_inputs"):
+        return list(_input_batches(loaded, str(cfg.verify_inputs), n, bs))
+    try:
+        return list(_test_split_batches(loaded, cfg, n, bs))
+    except Exception as e:
+        raise ConfigError(
+            f"Cannot read the training run's test split to verify the export ({type(e).__name__}: {e}). Pass "
+            "verify_inputs=<file|folder of real samples>, or paths.data_dir=<the datasets folder>."
+        ) from None
+
+
+def export(cfg: DictConfig) -> dict[str, Any]:
+    """Export and verify; returns the manifest (also written as ``manifest.json``).
+
+    Raises:
+        ConfigError: no/missing checkpoint, an unknown format, a language model (not exported here).
+        ExportError: an op the exporter rejects (naming op and module), or a failed verification.
+    """
+    for name in ("onnx_ir", "onnxscript"):  # their pass-by-pass INFO lines drown the run's own log
+        logging.getLogger(name).setLevel(logging.WARNING)
+    fmt = str(cfg.format)
+    if fmt not in FORMATS:
+        raise ConfigError(f"format={fmt!r} is not one of: {', '.join(FORMATS)}.")
+    path = resolve(cfg.get("ckpt_path"), cfg.paths.log_dir, cfg.get("experiment_name"), "export")
+    loaded = load_model(path)
+    if loaded.kind == "lm":
+        raise ConfigError(
+            "bigmodel.export exports classifiers; a language model generates with bigmodel.generate."
+        )
+    graph = InferenceGraph(loaded).eval()
+    example = loaded.pre.example(2)
+    shapes = dynamic_shapes(loaded.kind, example, getattr(loaded.pre, "max_length", None))
+    out_dir = Path(cfg.paths.output_dir) / "export" / fmt
+    with torch.no_grad():
+        ep = trace(graph, example, shapes)
+    batches = verification_batches(loaded, cfg)
+    opset = None
+    if fmt == "onnx":
+        model_file = out_dir / "model.onnx"
+        opset = to_onnx(ep, model_file, cfg.get("opset"))
+        ort = OnnxRuntimeModule(model_file)
+        check = verify(graph, ort.logits, batches, float(cfg.atol), float(cfg.min_argmax_agree))
+        check["runtime"] = "onnxruntime"
+    else:
+        model_file = out_dir / "model.pt2"
+        out_dir.mkdir(parents=True, exist_ok=True)
+        torch.export.save(ep, str(model_file))
+        program = torch.export.load(str(model_file)).module()
+        check = verify(graph, program, batches, float(cfg.atol), float(cfg.min_argmax_agree))
+        check["runtime"] = "torch.export.load(...).module()"
+    manifest = {
+        "format": fmt,
+        "file": model_file.name,
+        "experiment": loaded.experiment,
+        "source_checkpoint": {"path": loaded.ckpt_path, "sha256": sha256_file(loaded.ckpt_path)},
+        "inputs": [{"name": "input", "shape": axis_names(loaded.kind, example), "dtype": str(example.dtype).replace("torch.", "")}],
+        "outputs": [{"name": "logits", "shape": ["batch", len(loaded.class_names or [])], "dtype": "float32"}],
+        "class_names": loaded.class_names,
+        "preprocessing": loaded.pre.manifest(),
+        "outside_graph": "tokenization (text)" if loaded.kind == "text" else "file decoding only",
+        "opset": opset,
+        "torch": torch.__version__,
+        "verification": check,
+    }  # fmt: skip
+    with atomic_write(out_dir / "manifest.json", "w") as f:
+        f.write(json.dumps(manifest, indent=2) + "\n")
+    if fmt == "onnx" and cfg.get("copy_beside_checkpoint", True):
+        beside = Path(loaded.ckpt_path).with_suffix(".onnx")
+        shutil.copyfile(model_file, beside)
+        shutil.copyfile(out_dir / "manifest.json", beside.with_suffix(".json"))
+        log.info("Copied beside the checkpoint: %s", beside)
+    log.info(
+        "Exported %s to %s (verified on %d samples: max |diff| %.2g, argmax agree %.4f)",
+        fmt, model_file, check["samples"], check["max_abs_diff"], check["argmax_agree"],
+    )  # fmt: skip
+    return manifest
+
+
+@entry_point("export")
+def main(cfg: DictConfig) -> None:
+    """Hydra entry point."""
+    export(cfg)
+
+
+if __name__ == "__main__":
+    main()
+
+__all__ = ["export", "ExportError"]

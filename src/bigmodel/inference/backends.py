@@ -1,0 +1,111 @@
+"""The two inference backends behind ``predict``/``serve``: the eager LightningModule (``torch``) and an
+exported ONNX model run by ONNX Runtime (``onnxruntime``). Both take the same *raw* batches (see
+:mod:`bigmodel.inference.preprocess`) and return class probabilities ``(B, K)``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from lightning import LightningModule
+from torch import nn
+
+from bigmodel.data.download import sha256_file
+from bigmodel.inference.loader import LoadedModel
+from bigmodel.utils.errors import ConfigError
+
+BACKENDS = ("torch", "onnxruntime")
+
+
+class InferenceGraph(nn.Module):
+    """Raw batch -> logits: the preprocessor's adapter (image scaling/normalisation) then the model's
+    ``forward`` (which holds the audio frontend). This is the module that is exported."""
+
+    def __init__(self, loaded: LoadedModel) -> None:
+        super().__init__()
+        self.adapter, self.model = loaded.pre.adapter, loaded.module
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(self.adapter(x))
+
+
+class OnnxRuntimeModule(LightningModule):
+    """``predict_step`` through an ONNX Runtime session on raw batches (CPU execution provider).
+
+    Args:
+        onnx_path: the exported ``model.onnx``.
+        threads: intra-op threads (None: ONNX Runtime's default).
+    """
+
+    def __init__(self, onnx_path: str | Path, threads: int | None = None) -> None:
+        super().__init__()
+        import onnxruntime as ort
+
+        opts = ort.SessionOptions()
+        if threads:
+            opts.intra_op_num_threads = int(threads)
+        self.session = ort.InferenceSession(str(onnx_path), opts, providers=["CPUExecutionProvider"])
+        self.input_name = self.session.get_inputs()[0].name
+
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
+        (out,) = self.session.run(None, {self.input_name: x.cpu().numpy()})
+        return torch.from_numpy(out)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.logits(x)
+
+    def predict_step(self, batch: Any, batch_idx: int = 0) -> torch.Tensor | None:
+        x = batch[0] if isinstance(batch, list | tuple) else batch
+        return None if x is None else F.softmax(self.logits(x).float(), dim=-1)
+
+
+def default_onnx_path(ckpt_path: str | Path) -> Path:
+    """Where ``export format=onnx`` leaves a copy beside the checkpoint: ``<dir>/<stem>.onnx``."""
+    p = Path(ckpt_path)
+    return p.with_name(p.stem + ".onnx")
+
+
+def open_onnx(loaded: LoadedModel, model_path: str | None, threads: int | None = None) -> OnnxRuntimeModule:
+    """The ONNX Runtime module for ``loaded`` (``model_path``, or the copy beside its checkpoint), after
+    checking that its manifest names this checkpoint.
+
+    Raises:
+        ConfigError: no such ``.onnx`` file (with the export command), or one exported from another checkpoint.
+    """
+    path = Path(model_path) if model_path else default_onnx_path(loaded.ckpt_path)
+    if not path.is_file():
+        raise ConfigError(
+            f"backend=onnxruntime: no ONNX model at {path}. Export it first: "
+            f"`make export ckpt_path={loaded.ckpt_path} format=onnx`, or pass model_path=<model.onnx>."
+        )
+    manifest = path.with_name("manifest.json") if path.name == "model.onnx" else path.with_suffix(".json")
+    if manifest.is_file():
+        want = json.loads(manifest.read_text()).get("source_checkpoint", {}).get("sha256")
+        if want and want != sha256_file(loaded.ckpt_path):
+            raise ConfigError(
+                f"{path} was exported from another checkpoint than {loaded.ckpt_path} (sha256 differs, see "
+                f"{manifest}); export this one again."
+            )
+    return OnnxRuntimeModule(path, threads)
+
+
+def predictor(loaded: LoadedModel, backend: str, model_path: str | None = None, threads: int | None = None):
+    """``(module, apply_adapter)``: the LightningModule whose ``predict_step`` gives probabilities, and
+    whether raw batches must go through the preprocessor's adapter first (torch) or not (ONNX: the adapter
+    is inside the graph).
+
+    Raises:
+        ConfigError: an unknown backend, or a language model with ``onnxruntime`` (generation is a loop).
+    """
+    if backend not in BACKENDS:
+        raise ConfigError(f"backend={backend!r} is not one of: {', '.join(BACKENDS)}.")
+    if backend == "torch":
+        return loaded.module, True
+    if loaded.kind == "lm":
+        raise ConfigError(
+            "backend=onnxruntime serves classifiers; language models generate with backend=torch."
+        )
+    return open_onnx(loaded, model_path, threads), False

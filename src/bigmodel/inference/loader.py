@@ -1,0 +1,114 @@
+"""Rebuild a trained model and its preprocessing from a checkpoint alone (no data, no experiment config).
+
+``ckpt_path=<file>|last|best`` (+ ``experiment_name``) is resolved by
+:func:`bigmodel.utils.run.resolve_ckpt_path`, the same resolver train and eval use, so the errors are the
+same. The checkpoint is read with ``torch.load(weights_only=True)``; the LightningModule is rebuilt from its
+stored hyper-parameters, its weights loaded, and put in ``eval()`` mode.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import hydra
+import torch
+from lightning import LightningModule
+
+from bigmodel.inference.preprocess import Preprocessor, build_preprocessor
+from bigmodel.utils.errors import ConfigError
+from bigmodel.utils.run import load_checkpoint, resolve_ckpt_path
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class LoadedModel:
+    """A model ready for inference.
+
+    Attributes:
+        module: the LightningModule in ``eval()`` mode, on the CPU.
+        pre: the preprocessing of its inputs (``pre.kind``: ``image``, ``audio``, ``text`` or ``lm``).
+        class_names: K display names (classification), or None (language model).
+        ckpt_path: the resolved checkpoint file.
+        experiment: the training run's ``task_name`` (e.g. ``mnist_cnn``), or None.
+        run_config: the checkpoint's stored run config (``data``, ``model``, ``seed``, ``task_name``).
+    """
+
+    module: LightningModule
+    pre: Preprocessor
+    class_names: list[str] | None
+    ckpt_path: str
+    experiment: str | None
+    run_config: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def kind(self) -> str:
+        return self.pre.kind
+
+    def describe(self) -> str:
+        """``"an image model (mnist_cnn, <ckpt>)"``, for error messages."""
+        article = "an" if self.kind[0] in "aeiou" else "a"
+        name = {"lm": "language"}.get(self.kind, self.kind)
+        return f"{article} {name} model ({self.experiment or 'unnamed run'}, {self.ckpt_path})"
+
+
+def resolve(ckpt_path: str | None, log_dir: str | Path, experiment_name: str | None, entry: str) -> str:
+    """The checkpoint file for ``ckpt_path=<file>|last|best``.
+
+    Raises:
+        ConfigError: no ``ckpt_path``, a missing file, or ``last``/``best`` without a matching run.
+    """
+    if ckpt_path in (None, "", "???", "null"):
+        raise ConfigError(
+            f"bigmodel.{entry} needs a checkpoint: pass ckpt_path=<file.ckpt> "
+            "(or ckpt_path=last experiment_name=NAME)."
+        )
+    return resolve_ckpt_path(str(ckpt_path), log_dir, experiment_name or "")
+
+
+def load_model(path: str | Path) -> LoadedModel:
+    """Rebuild the LightningModule and its eval preprocessing from the checkpoint at ``path``.
+
+    Raises:
+        ConfigError: the file is not a checkpoint written by ``bigmodel.train`` (no stored run config),
+            or its model/data kind is not one inference supports.
+    """
+    path = str(path)
+    try:
+        ckpt = load_checkpoint(path)
+    except Exception as e:  # a truncated file, or a torch.save of arbitrary objects
+        raise ConfigError(f"Cannot read checkpoint {path}: {type(e).__name__}: {e}") from None
+    if not isinstance(ckpt, dict) or "bigmodel" not in ckpt or "hyper_parameters" not in ckpt:
+        raise ConfigError(
+            f"{path} was not written by bigmodel.train: it has no 'bigmodel' run config. Pass a checkpoint "
+            "from logs/<experiment>/runs/<run>/checkpoints/."
+        )
+    run_cfg = ckpt["bigmodel"]["config"]
+    target = run_cfg["model"]["_target_"]
+    try:
+        cls = hydra.utils.get_class(target)
+    except Exception as e:
+        raise ConfigError(f"{path}: cannot import its model class {target} ({e}).") from None
+    hp = dict(ckpt["hyper_parameters"])
+    hp["compile"] = False  # inference (and export) runs the plain net; compile is a benchmark choice
+    module = cls(**hp)
+    if hasattr(module, "configure_model"):
+        module.configure_model()  # the LM builds its net here
+    module.load_state_dict(ckpt["state_dict"])
+    module.on_load_checkpoint(ckpt)  # class names / tokenizer
+    module.eval()
+    pre = build_preprocessor(run_cfg, ckpt, module)
+    names = getattr(module, "class_names", None)
+    if pre.kind != "lm" and not names:
+        names = [str(i) for i in range(int(hp.get("num_classes") or 0))]
+    log.info("Loaded %s from %s", pre.kind, path)
+    return LoadedModel(module, pre, names, path, run_cfg.get("task_name"), run_cfg)
+
+
+def torch_threads(n: int | None) -> None:
+    """Set torch's intra-op threads when ``n`` is given (servers and benchmarks pin it)."""
+    if n:
+        torch.set_num_threads(int(n))
