@@ -13,7 +13,7 @@ STAMP  := $(VENV)/.installed
 OVERRIDES = set --; for a in $(-*-command-variables-*-); do case "$$a" in ARGS=*|PYTHON=*) ;; *) set -- "$$@" "$$a";; esac; done
 
 .DEFAULT_GOAL := help
-.PHONY: help install lock train eval generate estimate bench test test-full lint format clean clean-logs
+.PHONY: help install lock train eval generate estimate compare explain bench test test-full lint format clean clean-logs
 
 help: ## show this help
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}'
@@ -47,6 +47,12 @@ bench: $(STAMP) ## benchmarks (parity, start-up, data loading, DDP, MFU): table 
 
 generate: $(STAMP) ## sample text from a language model: make generate ckpt_path=last experiment_name=shakespeare_char_gpt prompt="ROMEO:"
 	@$(OVERRIDES); $(PY) -m bigmodel.generate $(ARGS) "$$@"
+
+compare: $(STAMP) ## compare runs: make compare [experiment=mnist_cnn] [runs='logs/*/runs/*'] -> logs/compare/runs/*/report.html
+	@$(OVERRIDES); $(PY) -m bigmodel.compare $(ARGS) "$$@"
+
+explain: $(STAMP) ## attributions: make explain ckpt_path=FILE inputs=test:8 [method=saliency] [check=true]
+	@$(OVERRIDES); $(PY) -m bigmodel.explain $(ARGS) "$$@"
 
 test: $(STAMP) ## fast test suite (no `slow` tests)
 	$(PY) -m pytest $(ARGS)
