@@ -24,7 +24,6 @@ from captum.attr import (
     GradientShap,
     IntegratedGradients,
     LayerFeatureAblation,
-    LayerGradientShap,
     LayerGradientXActivation,
     LayerIntegratedGradients,
     Occlusion,
@@ -165,9 +164,19 @@ def text_attributions(net: nn.Module, ids: torch.Tensor, target: torch.Tensor, m
         attr = LayerFeatureAblation(net, layer).attribute(
             ids, layer_baselines=pad_emb, target=target, layer_mask=mask
         )
-    else:
-        attr = LayerGradientShap(net, layer).attribute(
-            ids, baselines=base, target=target, n_samples=16, stdevs=0.01
+    else:  # gradient SHAP in embedding space (ids cannot take Gaussian noise): the layer's output is
+        # swapped for the sampled points by a forward hook
+        emb, base_emb = layer(ids).detach(), layer(base).detach()
+
+        def from_embeddings(e: torch.Tensor, ids_: torch.Tensor) -> torch.Tensor:
+            hook = layer.register_forward_hook(lambda _m, _i, _o: e)
+            try:
+                return net(ids_)
+            finally:
+                hook.remove()
+
+        attr = GradientShap(from_embeddings).attribute(
+            emb, baselines=base_emb, target=target, additional_forward_args=(ids,), n_samples=16, stdevs=0.01
         )
     scores = attr.sum(dim=-1).detach()
     return scores.masked_fill(ids == int(getattr(net, "pad_id", 0)), 0.0)
