@@ -192,6 +192,8 @@ def test_faithfulness_checks_slow(checkpoints, tmp_path, exp, method):
 def test_cli_user_error_exits_2(tmp_path):
     from tests.conftest import run_cli
 
-    r = run_cli("bigmodel.explain", f"ckpt_path={tmp_path}/nope.ckpt", "inputs=test:1", f"hydra.run.dir={tmp_path}/o")
+    r = run_cli(
+        "bigmodel.explain", f"ckpt_path={tmp_path}/nope.ckpt", "inputs=test:1", f"hydra.run.dir={tmp_path}/o"
+    )
     assert r.returncode == 2, r.stderr[-1000:]
     assert "Checkpoint not found" in r.stdout + r.stderr and "Traceback" not in r.stdout + r.stderr
