@@ -188,7 +188,8 @@ def _file_sample(loaded: Loaded, path: Path) -> Sample:
     if kind == "image":
         from bigmodel.data.images import load_image
 
-        c, size = int(getattr(dm, "in_channels", 1)), int(getattr(dm, "image_size", 28))
+        # DigitsDataModule (8x8 grey, values in [0, 1]) keeps no in_channels/image_size attributes
+        c, size = int(getattr(dm, "in_channels", 1)), int(getattr(dm, "image_size", 8))
         x = load_image(path, "RGB" if c == 3 else "L", size)
         if getattr(dm, "eval_transform", None) is not None:
             x = dm.eval_transform(x)
