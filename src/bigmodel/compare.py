@@ -118,12 +118,14 @@ def _report_html(rows, complete, incomplete, metric: str, cfg: DictConfig) -> st
 def _print_table(rows: list[dict[str, Any]]) -> None:
     table = Table(title="bigmodel compare (— = not logged)", show_lines=False)
     shown = [c for c in COLUMNS if c[0] not in ("overfit", "run")]
+    table.add_column("run id")  # the folder's random suffix: tells runs of one experiment apart
     for _key, header, kind in shown:
         table.add_column(header, justify="left" if kind == "s" else "right", overflow="fold")
     table.add_column("overfitting")
     for r in rows:
         style = None if r["status"] == "completed" else "dim"
-        table.add_row(*[fmt(r.get(k), kind) for k, _, kind in shown], r["overfit_short"] or "—", style=style)
+        cells = [fmt(r.get(k), kind) for k, _, kind in shown]
+        table.add_row(r["run"].rsplit("_", 1)[-1], *cells, r["overfit_short"] or "—", style=style)
     Console(width=max(200, Console().width)).print(table)
 
 
