@@ -21,7 +21,7 @@ RUN = $(PY) -c 'import os, shlex, sys; m, a, *o = sys.argv[1:]; os.execv(sys.exe
 ARGS_WORD = '$(subst ','\'',$(value ARGS))'
 
 .DEFAULT_GOAL := help
-.PHONY: help install lock train eval generate estimate predict export serve bench test test-full lint format clean clean-logs
+.PHONY: help install lock train eval generate estimate predict export serve compare explain bench test test-full lint format clean clean-logs
 
 help: ## show this help
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}'
@@ -51,19 +51,25 @@ estimate: $(STAMP) ## compute/memory/time estimate: make estimate model=language
 	@$(RUN) bigmodel.estimate $(ARGS_WORD) $(OVERRIDES)
 
 predict: $(STAMP) ## predict new files: make predict ckpt_path=last experiment_name=mnist_cnn inputs=imgs/ [backend=onnxruntime]
-	@$(OVERRIDES); $(PY) -m bigmodel.predict $(ARGS) "$$@"
+	@$(RUN) bigmodel.predict $(ARGS_WORD) $(OVERRIDES)
 
 export: $(STAMP) ## export to ONNX / torch.export, verified: make export ckpt_path=... format=onnx|pt2
-	@$(OVERRIDES); $(PY) -m bigmodel.export $(ARGS) "$$@"
+	@$(RUN) bigmodel.export $(ARGS_WORD) $(OVERRIDES)
 
 serve: $(STAMP) ## HTTP server (LitServe) on 127.0.0.1: make serve ckpt_path=... port=8000 [backend=onnxruntime]
-	@$(OVERRIDES); $(PY) -m bigmodel.serve $(ARGS) "$$@"
+	@$(RUN) bigmodel.serve $(ARGS_WORD) $(OVERRIDES)
 
 bench: $(STAMP) ## benchmarks (parity, start-up, data loading, DDP, MFU): table + logs/bench/*.json, <= 10 min
 	$(PY) -m benchmarks.run $(ARGS)
 
 generate: $(STAMP) ## sample text from a language model: make generate ckpt_path=last experiment_name=shakespeare_char_gpt prompt="ROMEO:"
 	@$(RUN) bigmodel.generate $(ARGS_WORD) $(OVERRIDES)
+
+compare: $(STAMP) ## compare runs: make compare [experiment=mnist_cnn] [runs='logs/*/runs/*'] -> logs/compare/runs/*/report.html
+	@$(RUN) bigmodel.compare $(ARGS_WORD) $(OVERRIDES)
+
+explain: $(STAMP) ## attributions: make explain ckpt_path=FILE inputs=test:8 [method=saliency] [check=true]
+	@$(RUN) bigmodel.explain $(ARGS_WORD) $(OVERRIDES)
 
 test: $(STAMP) ## fast test suite (no `slow` tests)
 	$(PY) -m pytest $(ARGS)

@@ -1,0 +1,1 @@
+"""Captum attributions and faithfulness checks for ``bigmodel.explain``."""
