@@ -129,7 +129,7 @@ def _print_table(rows: list[dict[str, Any]]) -> None:
 
 def _log_wandb(cfg: DictConfig, rows: list[dict[str, Any]]) -> None:
     """The table as a W&B Table ``compare/runs`` when a wandb logger is configured (offline works)."""
-    from bigmodel.utils.wandb_logger import WandbLogger
+    from bigmodel.loggers.wandb_logger import WandbLogger
 
     loggers = [lg for lg in instantiate_group(cfg.get("logger"), "logger") if isinstance(lg, WandbLogger)]
     for lg in loggers:

@@ -117,6 +117,7 @@ def test_offline_run_has_nested_config_and_run_facts(offline_run):
         "ckpt_path",
         "seed",
         "optimized_metric",
+        "nonfinite_loss",
         "data",
         "model",
         "callbacks",
