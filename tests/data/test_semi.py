@@ -75,7 +75,7 @@ def test_combined_loader_batches_and_error_without_pool(tmp_path):
     dm = _digits(tmp_path, labels_per_class=2)
     dm.enable_unlabeled(3)
     batch, *_ = next(iter(dm.train_dataloader()))
-    (x, y), (xw, xs, y_hidden) = batch["labeled"], batch["unlabeled"]
+    (x, _), (xw, xs, y_hidden) = batch["labeled"], batch["unlabeled"]
     assert x.shape == (8, 1, 8, 8) and xw.shape == xs.shape == (24, 1, 8, 8) and y_hidden.shape == (24,)
     with pytest.raises(ConfigError, match="needs an unlabelled pool.*data.labels_per_class"):
         _digits(tmp_path).enable_unlabeled(3)

@@ -26,7 +26,8 @@ def test_classifier_net_initialised_from_a_checkpoint_and_not_saved_in_hparams(t
     path = _ckpt(tmp_path, src.net)
     dst = ClassificationModule(net={**NET, "init_from": str(path)}, optimizer=OPT, num_classes=10)
     assert all(
-        torch.equal(a, b) for a, b in zip(src.net.state_dict().values(), dst.net.state_dict().values())
+        torch.equal(a, b)
+        for a, b in zip(src.net.state_dict().values(), dst.net.state_dict().values(), strict=True)
     )
     assert "init_from" not in dst.hparams.net  # its own checkpoint reloads without the other run's file
     fresh = ClassificationModule(net=NET, optimizer=OPT, num_classes=10)  # a different random init
