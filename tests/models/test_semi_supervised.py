@@ -103,3 +103,12 @@ def test_fixmatch_trains_end_to_end_on_digits(make_cfg):
     assert (
         ckpt["hyper_parameters"]["mu"] == 2 and ckpt["DigitsDataModule"]["labeled_ids"]["num_labeled"] == 30
     )
+
+
+def test_ema_decay_warms_up():
+    from bigmodel.callbacks.ema import warmup_ema_avg_fn
+
+    fn = warmup_ema_avg_fn(0.999)
+    avg, cur = torch.zeros(1), torch.ones(1)
+    assert torch.allclose(fn(avg, cur, torch.tensor(0)), torch.tensor([0.9]))  # d = 0.1 at the first update
+    assert torch.allclose(fn(avg, cur, torch.tensor(10**6)), torch.tensor([0.001]))  # d = decay later
