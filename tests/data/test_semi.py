@@ -153,3 +153,30 @@ def test_weak_strong_helpers():
         "one two three four five six seven eight".split()
     )
     assert WordDropout(p=0.9)("single") == "single"  # never empty
+
+
+def test_audio_folder_few_labels_and_unlabeled_root(tmp_path):
+    import soundfile as sf
+
+    from bigmodel.data.audio import AudioFolderDataModule
+    from tests.data.audio_testfiles import tone
+
+    for c, f in (("low", 300.0), ("high", 900.0)):
+        (tmp_path / "clips" / c).mkdir(parents=True)
+        for i in range(10):
+            sf.write(tmp_path / "clips" / c / f"{i}.wav", tone(0.2, 8000, f), 8000)
+    (tmp_path / "unl" / "a").mkdir(parents=True)
+    for i in range(3):
+        sf.write(tmp_path / "unl" / "a" / f"{i}.flac", tone(0.2, 8000, 500.0), 8000)
+    dm = AudioFolderDataModule(
+        root=str(tmp_path / "clips"), sample_rate_hz=8000, clip_s=0.25, batch_size=2, split_fractions=[0.6, 0.2, 0.2],
+        labels_per_class=2, unlabeled_root=str(tmp_path / "unl"),
+        weak_transforms=[{"_target_": "bigmodel.data.semi.TimeShift", "max_shift_s": 0.01, "sample_rate_hz": 8000}],
+    )  # fmt: skip
+    dm.setup("fit")
+    assert len(dm.data_train) == 4 and len(dm.data_unlabeled) == 12 - 4 + 3
+    assert all(str(tmp_path / "clips") in f for f in dm.labeled_record["labeled_files"])
+    dm.enable_unlabeled(2)
+    batch, *_ = next(iter(dm.train_dataloader()))
+    xw, xs, y_hidden = batch["unlabeled"]
+    assert xw.shape == xs.shape == (4, 2000) and batch["labeled"][0].shape == (2, 2000)
