@@ -159,7 +159,7 @@ def test_audio_folder_few_labels_and_unlabeled_root(tmp_path):
     import soundfile as sf
 
     from bigmodel.data.audio import AudioFolderDataModule
-    from tests.data.audio_testfiles import tone
+    from tests.helpers.audio_files import tone
 
     for c, f in (("low", 300.0), ("high", 900.0)):
         (tmp_path / "clips" / c).mkdir(parents=True)
