@@ -93,11 +93,23 @@ class AudioDataModule(BaseDataModule):
         self.on_bad.summary("audio files")
         if len(self.data_train) == 0:
             raise ConfigError("The training split holds no readable audio file; see the warnings above.")
+        self.apply_few_labels()
         self.check_batch_size()
         log.info("Audio splits: %s", {k: len(v) for k, v in sets.items()})
 
+    collate = staticmethod(pad_collate)
+
     def _loader(self, dataset: Dataset | None, train: bool, **kwargs: Any) -> DataLoader:
         return super()._loader(dataset, train, collate_fn=pad_collate, **kwargs)
+
+    def load_unlabeled_root(self, root: Path) -> Dataset:
+        """Every audio file under ``root`` (any depth), as training clips labelled -1 (unknown)."""
+        from bigmodel.data.semi import list_unlabeled_files
+
+        files = list_unlabeled_files(root, AUDIO_EXTENSIONS)
+        return AudioClipDataset(
+            [(p, -1) for p in files], self.sample_rate_hz, self.clip_samples, True, self.preload, self.on_bad
+        )
 
 
 def parse_fsdd_name(path: Path) -> tuple[int, str, int] | None:

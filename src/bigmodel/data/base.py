@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import torch
 from lightning import LightningDataModule
 from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
-from torch.utils.data import DataLoader, Dataset
+from lightning.pytorch.utilities import CombinedLoader
+from torch.utils.data import DataLoader, Dataset, RandomSampler, default_collate
 
+from bigmodel.data.semi import FewLabelSpec, carve_few_labels, save_labeled_ids, views_collate
 from bigmodel.utils.errors import ConfigError
 
 
@@ -29,13 +32,22 @@ class BaseDataModule(LightningDataModule):
         persistent_workers: keep workers alive between epochs (needs ``num_workers > 0``).
         drop_last: drop the last incomplete training batch.
         seed: seed of the deterministic split.
+        labels_per_class, labeled_fraction: keep only this many (this fraction of) labelled training
+            items per class, seeded and stratified; the rest of the training split becomes the unlabelled
+            pool ``data_unlabeled`` (see :mod:`bigmodel.data.semi`). Val and test are untouched.
+        unlabeled_root: a folder (text: a file) of unlabelled items added to the pool; modalities that
+            support it implement ``load_unlabeled_root``.
+        weak_transforms, strong_transforms: per-item augmentation lists (Hydra configs) applied to each
+            unlabelled item, after the training transform, to make its weak and strong views.
 
     Raises:
-        ConfigError: in ``setup`` when ``drop_last`` would leave zero training batches, or (in
-            :meth:`check_num_classes`) a ``num_classes`` that does not match the data.
+        ConfigError: in ``setup`` when ``drop_last`` would leave zero training batches, a bad few-label
+            setting (see :func:`bigmodel.data.splits.few_label_split`), or (in :meth:`check_num_classes`) a
+            ``num_classes`` that does not match the data.
     """
 
     num_classes: int | None = None  # set by classification DataModules; see check_num_classes
+    collate: Any = None  # the modality's collate function; None = torch's default_collate
 
     def __init__(
         self,
@@ -47,6 +59,11 @@ class BaseDataModule(LightningDataModule):
         seed: int = 42,
         micro_batch_size: int | None = None,
         global_batch_size: int | None = None,  # noqa: ARG002 - read from the config by apply_batch_plan
+        labels_per_class: int | None = None,
+        labeled_fraction: float | None = None,
+        unlabeled_root: str | None = None,
+        weak_transforms: Any = None,
+        strong_transforms: Any = None,
     ) -> None:
         super().__init__()
         if micro_batch_size is not None:
@@ -62,6 +79,44 @@ class BaseDataModule(LightningDataModule):
         self.data_train: Dataset | None = None
         self.data_val: Dataset | None = None
         self.data_test: Dataset | None = None
+        self.few_labels = FewLabelSpec(
+            labels_per_class, labeled_fraction, unlabeled_root, weak_transforms, strong_transforms
+        )
+        self.data_unlabeled: Dataset | None = None
+        self.labeled_record: dict[str, Any] | None = None
+        self.unlabeled_batch_size: int | None = None  # set by a semi-supervised model (mu x batch_size)
+
+    def apply_few_labels(self) -> None:
+        """Cut ``data_train`` down to its labelled subset and build ``data_unlabeled``; call at the end of
+        ``setup``. Does nothing without ``labels_per_class``/``labeled_fraction``/``unlabeled_root``."""
+        if not self.few_labels.active or self.labeled_record is not None:
+            return
+        extra = None
+        if self.few_labels.unlabeled_root is not None:
+            extra = self.load_unlabeled_root(Path(self.few_labels.unlabeled_root))
+        self.data_train, self.data_unlabeled, self.labeled_record = carve_few_labels(
+            self.data_train, self.few_labels, self.seed, getattr(self, "classes", None), extra
+        )
+        save_labeled_ids(self.labeled_record, self.trainer)
+
+    def load_unlabeled_root(self, root: Path) -> Dataset:
+        """A dataset of ``(x, -1)`` items from an unlabelled-only folder; modalities override it."""
+        raise ConfigError(f"data.unlabeled_root is not supported by {type(self).__name__}; remove it.")
+
+    def enable_unlabeled(self, mu: int) -> None:
+        """Make ``train_dataloader`` yield ``{"labeled": batch, "unlabeled": views}`` with ``mu`` x
+        ``batch_size`` unlabelled items per step (called by a semi-supervised model before training).
+
+        Raises:
+            ConfigError: this DataModule has no unlabelled pool.
+        """
+        if self.data_unlabeled is None or len(self.data_unlabeled) == 0:
+            raise ConfigError(
+                f"model=semi_supervised needs an unlabelled pool, but {type(self).__name__} has none: set "
+                "data.labels_per_class=N (or data.labeled_fraction=f) to keep few labels and pool the rest, "
+                "or data.unlabeled_root=<folder>; or train with model=classifier."
+            )
+        self.unlabeled_batch_size = int(mu) * self.batch_size
 
     def check_batch_size(self) -> None:
         """Raise a clear error instead of training on zero batches."""
@@ -110,8 +165,38 @@ class BaseDataModule(LightningDataModule):
             **kwargs,
         )
 
-    def train_dataloader(self) -> DataLoader:
-        return self._loader(self.data_train, train=True)
+    def train_dataloader(self) -> DataLoader | CombinedLoader:
+        if self.unlabeled_batch_size is None:
+            return self._loader(self.data_train, train=True)
+        return self._semi_supervised_loader()
+
+    def _semi_supervised_loader(self) -> CombinedLoader:
+        # An epoch is one pass over the unlabelled pool; the (small) labelled set is drawn in full batches,
+        # reshuffled on every pass (RandomSampler with num_samples > len chains permutations), as FixMatch does.
+        common = dict(
+            num_workers=self.num_workers,
+            pin_memory=self.pin_memory and torch.cuda.is_available(),
+            persistent_workers=self.persistent_workers,
+        )
+        collate = self.collate or default_collate
+        unlabeled = DataLoader(
+            self.data_unlabeled, batch_size=self.unlabeled_batch_size, shuffle=True, drop_last=True,
+            collate_fn=views_collate(collate), **common,
+        )  # fmt: skip
+        if len(unlabeled) == 0:
+            raise ConfigError(
+                f"The unlabelled pool ({len(self.data_unlabeled)} items) is smaller than one unlabelled batch "
+                f"({self.unlabeled_batch_size} = model.mu x data.batch_size); lower model.mu or data.batch_size."
+            )
+        sampler = RandomSampler(self.data_train, num_samples=self.batch_size * len(unlabeled))
+        labeled = DataLoader(
+            self.data_train, batch_size=self.batch_size, sampler=sampler, drop_last=True, collate_fn=collate, **common
+        )  # fmt: skip
+        return CombinedLoader({"labeled": labeled, "unlabeled": unlabeled}, mode="min_size")
+
+    def state_dict(self) -> dict[str, Any]:
+        # Lightning stores this in every checkpoint: the labelled subset travels with the weights.
+        return {"labeled_ids": self.labeled_record} if self.labeled_record else {}
 
     def val_dataloader(self) -> DataLoader:
         return self._loader(self.data_val, train=False)

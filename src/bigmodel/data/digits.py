@@ -63,4 +63,5 @@ class DigitsDataModule(BaseDataModule):
         self.data_train, self.data_val, self.data_test = (
             TensorDataset(x[i], y[i]) for i in (train, val, test)
         )
+        self.apply_few_labels()
         self.check_batch_size()

@@ -91,3 +91,62 @@ def carve_missing_splits(
         raise ConfigError(f"data.split_fractions={list(fractions)} gives no share to the splits {names}.")
     parts = stratified_split(labels, [fr[n] / total for n in names], seed)
     return dict(zip(names, parts, strict=True))
+
+
+def few_label_split(
+    labels: Sequence[int],
+    seed: int,
+    labels_per_class: int | None = None,
+    labeled_fraction: float | None = None,
+    class_names: Sequence[str] | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Split a training set into a small labelled subset and the unlabelled rest, per class and seeded.
+
+    Exactly one of ``labels_per_class`` (N items of every class) or ``labeled_fraction`` (the fraction
+    f of every class, at least one item each) must be given. The same ``seed`` always gives the same
+    subset; the draw is independent of the order the classes appear in.
+
+    Args:
+        labels: class id per training item, shape ``(N,)``.
+        seed: ``data.seed``.
+        labels_per_class: ``data.labels_per_class``.
+        labeled_fraction: ``data.labeled_fraction`` in (0, 1].
+        class_names: names used in error messages (default: the class ids).
+
+    Returns:
+        ``(labeled, unlabeled)``: sorted disjoint index arrays covering ``range(N)``.
+
+    Raises:
+        ConfigError: both or neither option set, a value out of range, or ``labels_per_class`` larger
+            than the smallest class (naming that class and its count).
+    """
+    if (labels_per_class is None) == (labeled_fraction is None):
+        raise ConfigError(
+            "Set exactly one of data.labels_per_class (labels kept per class) or data.labeled_fraction "
+            f"(fraction kept per class); got labels_per_class={labels_per_class}, labeled_fraction={labeled_fraction}."
+        )
+    labels = np.asarray(labels)
+    classes, counts = np.unique(labels, return_counts=True)
+    name = (lambda c: class_names[c]) if class_names is not None else str  # noqa: E731
+    if labels_per_class is not None:
+        if labels_per_class < 1:
+            raise ConfigError(f"data.labels_per_class={labels_per_class} must be >= 1.")
+        small = int(np.argmin(counts))
+        if labels_per_class > counts[small]:
+            raise ConfigError(
+                f"data.labels_per_class={labels_per_class} is larger than class {name(int(classes[small]))!r}, "
+                f"which has only {int(counts[small])} training items; lower data.labels_per_class to at most "
+                f"{int(counts[small])}."
+            )
+    elif not 0 < labeled_fraction <= 1:
+        raise ConfigError(f"data.labeled_fraction={labeled_fraction} must be in (0, 1].")
+    labeled: list[int] = []
+    for cls, count in zip(classes, counts, strict=True):
+        # one generator per class, seeded by (seed, class id): adding a class never reshuffles the others
+        rng = np.random.default_rng([seed, int(cls)])
+        idx = rng.permutation(np.flatnonzero(labels == cls))
+        k = labels_per_class if labels_per_class is not None else max(1, round(labeled_fraction * count))
+        labeled.extend(idx[:k].tolist())
+    lab = np.sort(np.asarray(labeled, dtype=np.int64))
+    rest = np.setdiff1d(np.arange(len(labels)), lab)
+    return lab, rest

@@ -156,6 +156,7 @@ class TextClassificationDataModule(BaseDataModule):
         self.data_train, self.data_val, self.data_test = splits["train"], splits["val"], splits["test"]
         self._set_tokenizer(self._build_tokenizer(self.data_train.texts))
         save_in_run_dir(self.tokenizer, self.trainer)
+        self.apply_few_labels()
         self.check_batch_size()
         log.info(
             "%s: %d train / %d val / %d test texts, %d classes, vocab %d", type(self).__name__,
@@ -203,7 +204,17 @@ class TextClassificationDataModule(BaseDataModule):
     # The tokenizer travels in the checkpoint (Lightning stores DataModule state), so eval tokenizes
     # exactly as training did.
     def state_dict(self) -> dict[str, Any]:
-        return {"tokenizer": self.tokenizer.to_dict(), "classes": self.classes} if self.tokenizer else {}
+        state = super().state_dict()
+        if self.tokenizer:
+            state.update(tokenizer=self.tokenizer.to_dict(), classes=self.classes)
+        return state
+
+    def load_unlabeled_root(self, root: Path) -> TextDataset:
+        """Unlabelled texts: one per non-empty line of ``root`` (a file), or of every file under it."""
+        from bigmodel.data.semi import read_unlabeled_lines
+
+        lines = read_unlabeled_lines(root)
+        return TextDataset(lines, [-1] * len(lines))
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         if state.get("tokenizer"):

@@ -119,6 +119,12 @@ class VisionDataModule(BaseDataModule):
     def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
         if isinstance(batch, torch.Tensor):  # images alone, e.g. a predict loader
             return self.normalize(batch)
+        if isinstance(
+            batch, dict
+        ):  # semi-supervised: {"labeled": (x, y), "unlabeled": (x_weak, x_strong, y)}
+            xw, xs, y = batch["unlabeled"]
+            return {"labeled": self.on_after_batch_transfer(batch["labeled"], 0),
+                    "unlabeled": (self.normalize(xw), self.normalize(xs), y)}  # fmt: skip
         return (self.normalize(batch[0]), *batch[1:])
 
     def _split_official(self, data: dict[str, tuple[torch.Tensor, torch.Tensor]]) -> None:
@@ -133,7 +139,19 @@ class VisionDataModule(BaseDataModule):
         self.data_train = ImageTensorDataset(images[train], labels[train], self.train_transform)
         self.data_val = ImageTensorDataset(images[val], labels[val], self.eval_transform)
         self.data_test = ImageTensorDataset(*data["test"], self.eval_transform)
+        self.apply_few_labels()
         self.check_batch_size()
+
+    def load_unlabeled_root(self, root: Path) -> Dataset:
+        """Every image under ``root`` (any depth), decoded like the labelled ones, labelled -1 (unknown)."""
+        from bigmodel.data.folders import BadFileHandler
+        from bigmodel.data.semi import list_unlabeled_files
+
+        files = list_unlabeled_files(root, IMAGE_EXTENSIONS)
+        images, _ = decode_all(
+            files, "RGB" if self.in_channels == 3 else "L", self.image_size, BadFileHandler()
+        )
+        return ImageTensorDataset(images, torch.full((len(images),), -1), self.train_transform)
 
 
 class MNISTDataModule(VisionDataModule):
@@ -288,4 +306,5 @@ class ImageFolderDataModule(VisionDataModule):
                 )
         self.data_train, self.data_val, self.data_test = datasets["train"], datasets["val"], datasets["test"]
         self.bad_files.summary("images")
+        self.apply_few_labels()
         self.check_batch_size()

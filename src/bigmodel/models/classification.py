@@ -15,6 +15,7 @@ from bigmodel.models.build import instantiate_part
 from bigmodel.models.optim import build_optimizer, build_scheduler
 from bigmodel.utils.compile import compile_net
 from bigmodel.utils.config import to_plain
+from bigmodel.utils.init_from import init_net_from, pop_init_keys
 from bigmodel.utils.strategies import clip_gradients
 
 
@@ -37,6 +38,10 @@ class ClassificationModule(LightningModule):
             uncompiled and state-dict keys stay plain (no ``_orig_mod.``), so checkpoints load without it.
         per_class_acc: also log the test accuracy of each class, ``test/acc_<class name>``.
 
+    ``net`` may also hold ``init_from`` (a checkpoint), ``init_strict`` and ``init_prefix_map``: the net is
+    then initialised from that checkpoint (:mod:`bigmodel.utils.init_from`). They are left out of the saved
+    hyper-parameters, so loading this module's own checkpoint never needs the other run's file.
+
     Logs ``train/loss``, ``train/acc``, ``val/loss``, ``val/acc``, ``val/f1``, ``val/acc_best``,
     ``test/loss``, ``test/acc``, ``test/f1`` (accuracy is micro, F1 is macro over classes), and with
     ``per_class_acc`` one ``test/acc_<class>`` per class (name sanitised to ``[A-Za-z0-9_.-]``).
@@ -57,9 +62,10 @@ class ClassificationModule(LightningModule):
         per_class_acc: bool = True,
     ) -> None:
         super().__init__()
+        net, init = pop_init_keys(to_plain(net))
         self.save_hyperparameters(
             {
-                "net": to_plain(net),
+                "net": net,
                 "optimizer": to_plain(optimizer),
                 "num_classes": num_classes,
                 "scheduler": to_plain(scheduler),
@@ -70,6 +76,8 @@ class ClassificationModule(LightningModule):
             }
         )
         self.net = instantiate_part(self.hparams.net, "model.net")
+        if init:
+            init_net_from(self.net, **init)
         self.frontend = instantiate_part(self.hparams.frontend, "model.frontend") if frontend else None
         self.class_names: list[str] | None = None
         self.train_acc = MulticlassAccuracy(num_classes, average="micro")
