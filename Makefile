@@ -21,7 +21,7 @@ RUN = $(PY) -c 'import os, shlex, sys; m, a, *o = sys.argv[1:]; os.execv(sys.exe
 ARGS_WORD = '$(subst ','\'',$(value ARGS))'
 
 .DEFAULT_GOAL := help
-.PHONY: help install lock train eval generate estimate predict export serve compare explain bench test test-full lint format clean clean-logs
+.PHONY: help install lock train eval generate estimate predict export serve compare explain bench gpu-check test test-full lint format clean clean-logs
 
 help: ## show this help
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}'
@@ -61,6 +61,9 @@ serve: $(STAMP) ## HTTP server (LitServe) on 127.0.0.1: make serve ckpt_path=...
 
 bench: $(STAMP) ## benchmarks (parity, start-up, data loading, DDP, MFU): table + logs/bench/*.json, <= 10 min
 	$(PY) -m benchmarks.run $(ARGS)
+
+gpu-check: $(STAMP) ## GPU acceptance run, one GPU, <= 8 min: JSON + table under logs/gpu_check/ (ARGS=--dry-run: CPU plumbing)
+	$(PY) -m benchmarks.gpu_check $(ARGS)
 
 generate: $(STAMP) ## sample text from a language model: make generate ckpt_path=last experiment_name=shakespeare_char_gpt prompt="ROMEO:"
 	@$(RUN) bigmodel.generate $(ARGS_WORD) $(OVERRIDES)

@@ -1,10 +1,11 @@
 """``make bench`` / ``python -m benchmarks.run``: all benchmarks of issue 7, a rich table, and
 ``logs/bench/bench_<timestamp>.json``. Sizes are chosen to finish in under 10 minutes on 2 shared CPU cores.
 
-Options: ``--quick`` (fewer rounds, for a smoke run), ``--only a,b,c,d,e`` (plus ``f``: inference latency /
-throughput eager vs torch.compile vs ONNX Runtime, ``g``: serving load test; both read trained checkpoints,
-``--inference-ckpts name=path,...``, default the newest ``last.ckpt`` of each of ``--inference-experiments``),
-``--data-experiments digits_cnn,...``.
+Options: ``--quick`` (fewer rounds, for a smoke run), ``--only a,b,c,d,e,h,i,j,k,l`` (plus ``f``: inference
+latency / throughput eager vs torch.compile vs ONNX Runtime, ``g``: serving load test; both read trained
+checkpoints, ``--inference-ckpts name=path,...``, default the newest ``last.ckpt`` of each of
+``--inference-experiments``), ``--data-experiments digits_cnn,...``. Rows h-l (issue 17) are in overhead.py,
+seed_model.py, compile_mfu.py.
 """
 
 from __future__ import annotations
@@ -21,7 +22,10 @@ from omegaconf import OmegaConf
 from rich.console import Console
 from rich.table import Table
 
+from benchmarks import compile_mfu as cm
+from benchmarks import overhead as ovh
 from benchmarks import parity as par
+from benchmarks import seed_model as seed
 from benchmarks import system
 from bigmodel.utils.resolvers import CONFIG_DIR, PROJECT_ROOT
 
@@ -59,7 +63,7 @@ def _lm_cfg(net: str, block_size: int, vocab_size: int = 65) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--only", default="a,b,c,d,e")
+    ap.add_argument("--only", default="a,b,c,d,e,h,i,j,k,l")
     ap.add_argument("--data-experiments", default="digits_cnn")
     # 1 thread by default: on a shared 2-core machine, 2 OpenMP threads per op stall on each other
     ap.add_argument("--threads", type=int, default=1, help="torch threads for (a), (c), (e)")
@@ -118,6 +122,31 @@ def main() -> None:
         res["ddp_cpu"] = system.ddp(log_dir, epochs=2 if q else 3, threads=args.threads)
     if "f" in only or "g" in only:
         _inference_rows(res, args, only, log_dir)
+    # issue 17: default callbacks + CSV logger (h), the seed's big model (i), fixed overhead and Lightning's
+    # floor (j, from the same rounds as h at batch 64), compile vs eager MFU (k), per-hook profile (l)
+    if "h" in only or "j" in only:
+        res["default_callbacks"] = [
+            {
+                **ovh.overhead(batch=64, rounds=3 if q else 5, steps=100 if q else 200),
+                "load_avg": os.getloadavg(),
+            },
+            {
+                **ovh.overhead(batch=1024, rounds=3, warmup=3, steps=10 if q else 30),
+                "load_avg": os.getloadavg(),
+            },
+        ]
+    if "i" in only:
+        res["seed_model"] = {
+            **seed.seed_model(rounds=1 if q else 3, warmup=1, steps=2),
+            "load_avg": os.getloadavg(),
+        }
+    if "k" in only:
+        res["compile_mfu"] = {
+            **cm.compile_mfu(_lm_cfg("gpt_nano", 256), rounds=1 if q else 2),
+            "load_avg": os.getloadavg(),
+        }
+    if "l" in only:
+        res["profile"] = {**ovh.profile(batch=64, steps=100 if q else 200), "load_avg": os.getloadavg()}
     res["load_avg_end"] = os.getloadavg()
     res["wall_s"] = time.time() - started
     out = log_dir / f"bench_{dt.datetime.now().strftime('%Y-%m-%d_%H-%M-%S')}.json"
@@ -156,7 +185,9 @@ def _inference_rows(res: dict, args, only: set[str], log_dir) -> None:
         raw = gzip.open(f"{args.data_dir}/mnist/t10k-images-idx3-ubyte.gz").read()
         png = log_dir / "mnist_test_0.png"
         Image.fromarray(np.frombuffer(raw, np.uint8, offset=16)[:784].reshape(28, 28).copy(), "L").save(png)
-        res["serving"] = inf.serving(image_ckpt, png, 200 if args.quick else args.serve_requests, 16, args.threads)
+        res["serving"] = inf.serving(
+            image_ckpt, png, 200 if args.quick else args.serve_requests, 16, args.threads
+        )
 
 
 def table(res: dict) -> Table:
@@ -223,7 +254,51 @@ def table(res: dict) -> Table:
             f"{s['ratio']:.2f} of in-process",
             ">= 0.5, p99 <= 100 ms",
         )
+    _issue17_rows(t, res)
     return t
+
+
+def _issue17_rows(t: Table, res: dict) -> None:
+    for p in res.get("default_callbacks", []):
+        la = f"load {p['load_avg'][0]:.1f}"
+        t.add_row(
+            f"(h) parity, default callbacks + CSV, big_mlp batch {p['batch_size']}",
+            f"template {p['template_step_ms']:.2f} ms/step, plain {p['plain_step_ms']:.2f} ms/step ({la})",
+            f"{p['parity_ratio']:.3f}",
+            ">= 0.85" if p["batch_size"] == 64 else ">= 0.97",
+        )
+    for p in res.get("default_callbacks", [])[:1]:
+        t.add_row(
+            "(j) fixed overhead, big_mlp batch 64",
+            f"template - plain {p['overhead_ms']:.2f} ms/step; Lightning floor - plain "
+            f"{p['floor_overhead_ms']:.2f} ms/step (floor {p['floor_step_ms']:.2f} ms/step)",
+            f"{p['above_floor_ms']:+.2f} ms above floor",
+            "<= 0.3 ms, or <= floor + 0.1 ms",
+        )
+    if "seed_model" in res:
+        s = res["seed_model"]
+        t.add_row(
+            f"(i) seed big model 1000-10000-10000-10, SGD, batch {s['batch_size']}",
+            f"template {s['template_step_ms']:.0f} ms/step, plain {s['plain_step_ms']:.0f} ms/step "
+            f"(load {s['load_avg'][0]:.1f})",
+            f"{s['parity_ratio']:.3f}",
+            ">= 0.99",
+        )
+    if "compile_mfu" in res:
+        c = res["compile_mfu"]
+        t.add_row(
+            "(k) CPU MFU gpt_nano, compile vs eager",
+            f"eager {c['eager_step_ms']:.0f} ms/step, compiled {c['compiled_step_ms']:.0f} ms/step; peak "
+            f"{c['cpu_matmul_peak_flops'] / 1e9:.0f} GFLOP/s (load {c['load_avg'][0]:.1f})",
+            f"{c['mfu_eager']:.2f} eager, {c['mfu_compiled']:.2f} compiled",
+            ">= 0.60",
+        )
+    if "profile" in res:
+        p = res["profile"]
+        top = ", ".join(
+            f"{k.split(']')[-1][:40]} {v:.2f}" for k, v in list(p["hooks_ms_per_step"].items())[:6]
+        )
+        t.add_row("(l) per-hook profile, ms/step", top, f"step {p['step_ms_profiled']:.2f} ms", "")
 
 
 if __name__ == "__main__":

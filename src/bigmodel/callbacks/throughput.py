@@ -9,6 +9,7 @@ PaLM, appendix B) = achieved model FLOP/s per device / peak FLOP/s per device
 from __future__ import annotations
 
 import logging
+import math
 import time
 from typing import Any
 
@@ -59,13 +60,15 @@ class ThroughputMFU(Callback):
 
     They are logged with ``pl_module.log`` on the same step as ``train/*``, so the last values also reach
     ``trainer.callback_metrics`` and ``metrics.json``. Timing follows Lightning's ``ThroughputMonitor``: rank 0
-    only, wall time from the start of fit with validation left out, CUDA synchronised at each batch end (what
-    makes the clock right; the figures themselves never touch the device).
+    only, wall time with validation left out. The clock is read (CUDA synchronised, what makes it right) only
+    after the first batch and on the logged steps; per batch the callback only counts samples from tensor
+    shapes, so it adds no device sync or FLOP counting to the hot path (issue #17).
 
     Args:
         peak_flops: peak FLOP/s per device; ``null`` looks it up (A100/H100/H200 table by precision, or
             Lightning's table) or, on CPU, measures a 1024x1024 matmul at start.
-        window_size: batches averaged per figure (at least 2).
+        window_size: at least this many batches per figure (at least 2); a figure spans whole logging
+            intervals (``log_every_n_steps`` optimizer steps each).
 
     A module may set ``flops_per_batch`` itself (training FLOPs per device per batch); otherwise it is measured
     on the first batch from ``pl_module.hparams.net`` (and ``pl_module.frontend``), and MFU is skipped with a
@@ -83,8 +86,8 @@ class ThroughputMFU(Callback):
         self.available_flops: float | None = None
         self._meter: Throughput | None = None
         # the training clock and counters, (re)set by on_train_start (rank 0)
-        self._t0 = self._train_end = self._val_end = 0.0
-        self._batches = self._samples = self._tokens = self._step_seen = 0
+        self._t0 = self._val_start = self._val_end = 0.0
+        self._batches = self._samples = self._tokens = self._step_seen = self._batches_at_point = 0
         self._count_tokens: bool | None = None  # decided on the first batch
 
     def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
@@ -92,9 +95,11 @@ class ThroughputMFU(Callback):
             return  # only training figures are logged (flops_per_batch counts forward + backward)
         peak = self.peak_flops or peak_flops_per_device(trainer.strategy.root_device, str(trainer.precision))
         self.available_flops = peak
-        self._meter = Throughput(
-            available_flops=peak, world_size=trainer.world_size, window_size=self.window_size
-        )
+        # The clock is read only on the logged steps (plus once after the first batch), so the meter holds
+        # one point per logged step: enough points that a figure spans at least window_size batches.
+        span = max(trainer.log_every_n_steps, 1) * max(int(trainer.accumulate_grad_batches), 1)
+        points = 1 + max(1, math.ceil((self.window_size - 1) / span))
+        self._meter = Throughput(available_flops=peak, world_size=trainer.world_size, window_size=points)
         if peak:
             log.info("Peak per device for MFU: %.2f TFLOP/s (%s)", peak / 1e12, trainer.strategy.root_device)
 
@@ -107,8 +112,8 @@ class ThroughputMFU(Callback):
     def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         assert self._meter is not None
         self._meter.reset()
-        self._t0 = self._train_end = time.perf_counter()
-        self._batches = self._samples = self._tokens = 0
+        self._t0 = time.perf_counter()
+        self._batches = self._samples = self._tokens = self._batches_at_point = 0
         self._step_seen = trainer.global_step
         self._count_tokens = None
 
@@ -123,19 +128,14 @@ class ThroughputMFU(Callback):
     def on_train_batch_end(
         self, trainer: Trainer, pl_module: LightningModule, outputs: Any, batch: Any, *_: Any
     ) -> None:
-        assert self._meter is not None
-        self._train_end = self._now(trainer)
+        # Per batch only integer counts from tensor shapes: no clock, no device sync, no FLOP counting.
         self._batches += 1
         self._samples += _batch_size(batch)
         if self._count_tokens:
             self._tokens += _tokens(batch)
-        self._meter.update(
-            time=self._train_end - self._t0,
-            batches=self._batches,
-            samples=self._samples,  # assumes every batch of the window has the same size, as Lightning does
-            lengths=self._tokens if self._count_tokens else None,
-            flops=getattr(pl_module, "flops_per_batch", None),
-        )
+        if self._batches == 1:
+            self._point(trainer, pl_module)  # the first point leaves out the first (warm-up) batch
+            return
         # Log when Lightning logs train/*: after an optimizer step (not while accumulating gradients) whose
         # number is a multiple of log_every_n_steps, or when the run stops.
         step, every = trainer.global_step, trainer.log_every_n_steps
@@ -144,10 +144,25 @@ class ThroughputMFU(Callback):
         self._step_seen = step
         if step % every and not trainer.should_stop:
             return
+        self._point(trainer, pl_module)
         for name, value in self._figures().items():
             # a CPU float64 tensor: no host-to-device copy, and the value stays exact
             figure = torch.tensor(value, dtype=torch.float64)
             pl_module.log(name, figure, on_step=True, on_epoch=False, batch_size=1, rank_zero_only=True)
+
+    def _point(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        """One meter point: the (synchronised) clock and the counts so far; FLOPs of the batches since the
+        previous point (the meter sums the per-point FLOPs of its window)."""
+        assert self._meter is not None
+        flops = getattr(pl_module, "flops_per_batch", None)
+        self._meter.update(
+            time=self._now(trainer) - self._t0,
+            batches=self._batches,
+            samples=self._samples,  # assumes every batch of the window has the same size, as Lightning does
+            lengths=self._tokens if self._count_tokens else None,
+            flops=flops * (self._batches - self._batches_at_point) if flops is not None else None,
+        )
+        self._batches_at_point = self._batches
 
     def _figures(self) -> dict[str, float]:
         assert self._meter is not None
@@ -160,11 +175,11 @@ class ThroughputMFU(Callback):
         }
         return {k: float(v) for k, v in out.items() if v is not None}
 
-    # Validation inside fit pauses the training clock: from the last training batch to the last validation
-    # batch (as Lightning's ThroughputMonitor does), so evaluation does not sink the training figures.
+    # Validation inside fit pauses the training clock (from its start to its last batch, as Lightning's
+    # ThroughputMonitor does), so evaluation does not sink the training figures.
     @rank_zero_only
     def on_validation_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        self._val_end = time.perf_counter()
+        self._val_start = self._val_end = self._now(trainer)
 
     @rank_zero_only
     def on_validation_batch_end(
@@ -176,8 +191,7 @@ class ThroughputMFU(Callback):
     @rank_zero_only
     def on_validation_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         if _validating_inside_fit(trainer):
-            self._t0 += self._val_end - self._train_end
-            self._train_end = self._val_end
+            self._t0 += self._val_end - self._val_start
 
 
 def _validating_inside_fit(trainer: Trainer) -> bool:
