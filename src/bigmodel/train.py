@@ -124,6 +124,14 @@ def _fit_and_test(
         test_ckpt = checkpoint_to_test(cfg, trainer, ckpt_path)
         trainer.test(model=model, datamodule=datamodule, ckpt_path=test_ckpt, weights_only=True)
         metrics.update(trainer.callback_metrics)
+        if trainer.limit_test_batches != 1.0:  # e.g. debug=limit: 2 batches of a test set sorted by class
+            metrics["test_partial"] = True
+            log.warning(
+                "test/ figures come from %s test batch(es) only (trainer.limit_test_batches=%s): partial, not "
+                "the test score",
+                sum(trainer.num_test_batches),
+                trainer.limit_test_batches,
+            )
 
     last = (
         Path(trainer.checkpoint_callback.dirpath or "", "last.ckpt") if trainer.checkpoint_callback else None

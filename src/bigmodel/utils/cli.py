@@ -45,7 +45,7 @@ from omegaconf.errors import InterpolationKeyError, MissingMandatoryValue
 
 from bigmodel.utils import quiet
 from bigmodel.utils.errors import ConfigError
-from bigmodel.utils.resolvers import CONFIG_DIR
+from bigmodel.utils.resolvers import CONFIG_DIR, code_mismatch
 
 log = logging.getLogger(__name__)
 
@@ -93,6 +93,8 @@ def _guard_task(task: Callable[[DictConfig], Any]) -> Callable[[DictConfig], Any
     def guarded(cfg: DictConfig) -> Any:
         _state["task_started"] = True
         _apply_quiet(cfg)
+        if mismatch := code_mismatch():
+            log.warning(mismatch)
         started = time.time()
         hc = HydraConfig.get()
         multirun = hc.mode == RunMode.MULTIRUN
