@@ -94,7 +94,6 @@ class AudioDataModule(BaseDataModule):
         if len(self.data_train) == 0:
             raise ConfigError("The training split holds no readable audio file; see the warnings above.")
         self.check_batch_size()
-        log.info("Audio splits: %s", {k: len(v) for k, v in sets.items()})
 
     def _loader(self, dataset: Dataset | None, train: bool, **kwargs: Any) -> DataLoader:
         return super()._loader(dataset, train, collate_fn=pad_collate, **kwargs)
