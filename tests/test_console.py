@@ -31,7 +31,7 @@ def _plain_env() -> dict[str, str]:
     return {**env, "PYTHONUNBUFFERED": "1"}
 
 
-def test_train_through_a_pipe_is_quiet_and_epoch_numbers_agree(tmp_path):
+def test_train_through_a_pipe_is_quiet_epochs_agree_and_eval_reproduces(tmp_path):
     """The entry point behind `make train` (default experiment), stdout+stderr piped through `cat`."""
     logs = tmp_path / "logs"
     args = [
@@ -67,6 +67,18 @@ def test_train_through_a_pipe_is_quiet_and_epoch_numbers_agree(tmp_path):
         == m["epoch"]
     )
     assert re.search(r"Epoch 1/1\b", out)  # the last of max_epochs=2
+
+    # eval in a fresh process rebuilds the model from the checkpoint alone and reproduces test/acc
+    res = subprocess.run(
+        [sys.executable, "-m", "bigmodel.eval", f"ckpt_path={m['best_ckpt_path']}", f"paths.log_dir={logs}"],
+        cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=600, env=_plain_env(),
+    )  # fmt: skip
+    assert res.returncode == 0, res.stderr[-3000:]
+    (eval_dir,) = list((logs / "eval" / "runs").iterdir())
+    assert json.loads((eval_dir / "metrics.json").read_text())["test/acc"] == pytest.approx(
+        m["test/acc"], abs=1e-6
+    )
+    assert "\x1b" not in res.stdout + res.stderr and "test/acc" in res.stdout
 
 
 @pytest.mark.skipif(shutil.which("make") is None, reason="needs make")
