@@ -37,6 +37,7 @@ def _restore():
             "Trainer already configured with model summary callbacks: [RichModelSummary]. Skipping",
         ),
         ("alembic.runtime.plugins", "plugins", "setup plugin alembic.autogenerate.schemas"),
+        ("alembic.runtime.plugins", "plugins", "setup plugin alembic.ext.checkconstraint_byname"),
     ],
 )
 def test_known_log_lines_dropped_only_when_quiet(logger, file, msg):

@@ -10,8 +10,8 @@ bug upstream). What is dropped, each matched by its text *and* where it comes fr
   purpose; same logger);
 - torch's ``FutureWarning`` "`isinstance(treespec, LeafSpec)` is deprecated", raised from Lightning's own
   ``lightning.pytorch.utilities._pytree`` (nothing in our code to change);
-- alembic's "setup plugin alembic.autogenerate.*" INFO lines, printed when an Optuna sweep imports its
-  storage (logger ``alembic.runtime.plugins``).
+- alembic's 8 "setup plugin alembic.autogenerate.*" / "alembic.ext.*" INFO lines (its built-in plugins),
+  printed when an Optuna sweep imports its storage (logger ``alembic.runtime.plugins``).
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ KNOWN_LOG_LINES: tuple[tuple[str, str, str], ...] = (
         "callback_connector",
         r"Trainer already configured with model summary callbacks",
     ),
-    ("alembic.runtime.plugins", "plugins", r"setup plugin alembic\.autogenerate\."),
+    ("alembic.runtime.plugins", "plugins", r"setup plugin alembic\."),
 )
 # (message regex, category, module regex) as for warnings.filterwarnings
 KNOWN_WARNINGS: tuple[tuple[str, type[Warning], str], ...] = (
