@@ -24,7 +24,9 @@ ARGS_WORD = '$(subst ','\'',$(value ARGS))'
 .PHONY: help install lock train eval generate estimate predict export serve compare explain bench gpu-check test test-full lint format clean clean-logs
 
 help: ## show this help
-	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}'
+	@# colour only on a terminal, unless NO_COLOR / FORCE_COLOR say otherwise (https://no-color.org)
+	@if [ -n "$$FORCE_COLOR" ] || { [ -t 1 ] && [ -z "$$NO_COLOR" ]; }; then c='\033[36m'; r='\033[0m'; else c=; r=; fi; \
+	grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -v c="$$c" -v r="$$r" 'BEGIN {FS = ":.*## "}; {printf "  %s%-12s%s %s\n", c, $$1, r, $$2}'
 	@echo "  Hydra overrides pass through: make train experiment=digits_mlp trainer.max_epochs=3"
 	@echo "  Flags make cannot pass:       make train ARGS='-m model.optimizer.lr=0.01,0.001'"
 

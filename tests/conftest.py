@@ -15,6 +15,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, open_dict
 
 from bigmodel.utils.resolvers import CONFIG_DIR, PROJECT_ROOT
+from tests.helpers.trained import digits_run  # noqa: F401  (session fixture: one trained default run)
 
 os.environ.setdefault("WANDB_MODE", "offline")
 os.environ.setdefault("WANDB_SILENT", "true")

@@ -51,7 +51,7 @@ def quiet(logs: Path) -> list[str]:
     [
         ("train", ["ckpt_path=/nope.ckpt"], ["Checkpoint not found", "/nope.ckpt"]),
         ("train", ["ckpt_path=last", "experiment=digits_mlp"], ["ckpt_path=last", "'digits_mlp'"]),
-        ("train", ["no_such_key=1"], ["no_such_key"]),
+        ("train", ["trainer.max_epoch=1"], ["trainer.max_epoch", "+trainer.max_epoch"]),  # names the fix
         ("train", ["data=text_classification"], ["data.in_channels", "experiment=sms_spam_transformer"]),
         ("eval", [], ["ckpt_path"]),
         ("eval", ["ckpt_path=/nope.ckpt"], ["/nope.ckpt"]),

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import time
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -54,8 +53,6 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     apply_batch_plan(cfg)
     if cfg.extras.get("float32_matmul_precision") and torch.cuda.is_available():
         torch.set_float32_matmul_precision(cfg.extras.float32_matmul_precision)
-    if cfg.extras.get("ignore_warnings"):
-        warnings.filterwarnings("ignore")
     # no Trainer exists yet to ask `is_global_zero`: Lightning's decorator reads the rank from the environment
     rank_zero_only(print_config_tree)(cfg, save_dir=output_dir, show=cfg.extras.get("print_config", True))
     ckpt_path = resolve_ckpt_path(cfg.get("ckpt_path"), cfg.paths.log_dir, cfg.task_name)
@@ -127,6 +124,14 @@ def _fit_and_test(
         test_ckpt = checkpoint_to_test(cfg, trainer, ckpt_path)
         trainer.test(model=model, datamodule=datamodule, ckpt_path=test_ckpt, weights_only=True)
         metrics.update(trainer.callback_metrics)
+        if trainer.limit_test_batches != 1.0:  # e.g. debug=limit: 2 batches of a test set sorted by class
+            metrics["test_partial"] = True
+            log.warning(
+                "test/ figures come from %s test batch(es) only (trainer.limit_test_batches=%s): partial, not "
+                "the test score",
+                sum(trainer.num_test_batches),
+                trainer.limit_test_batches,
+            )
 
     last = (
         Path(trainer.checkpoint_callback.dirpath or "", "last.ckpt") if trainer.checkpoint_callback else None
@@ -136,7 +141,9 @@ def _fit_and_test(
         last_ckpt_path=str(last) if last and last.exists() else None,  # a file, or a sharded folder
         experiment=cfg.task_name,
         seed=cfg.seed,
-        epoch=trainer.current_epoch,
+        # the 0-based index of the last epoch trained, as in the progress bar ("Epoch 13/29"), metrics.csv and
+        # checkpoint names (epoch_013.ckpt); trainer.current_epoch is one more once an epoch has finished
+        epoch=trainer.fit_loop.epoch_progress.current.started - 1 if cfg.get("train", True) else None,
         global_step=trainer.global_step,
         precision=str(trainer.precision),  # the effective one (16-mixed runs as bf16-mixed on CPU)
         output_dir=str(output_dir),

@@ -95,7 +95,6 @@ class AudioDataModule(BaseDataModule):
             raise ConfigError("The training split holds no readable audio file; see the warnings above.")
         self.apply_few_labels()
         self.check_batch_size()
-        log.info("Audio splits: %s", {k: len(v) for k, v in sets.items()})
 
     collate = staticmethod(pad_collate)
 

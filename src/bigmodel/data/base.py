@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import logging
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -13,7 +15,10 @@ from lightning.pytorch.utilities import CombinedLoader
 from torch.utils.data import DataLoader, Dataset, RandomSampler, default_collate
 
 from bigmodel.data.semi import FewLabelSpec, carve_few_labels, save_labeled_ids, views_collate
+from bigmodel.data.summary import split_summary
 from bigmodel.utils.errors import ConfigError
+
+log = logging.getLogger(__name__)
 
 
 class BaseDataModule(LightningDataModule):
@@ -48,6 +53,13 @@ class BaseDataModule(LightningDataModule):
 
     num_classes: int | None = None  # set by classification DataModules; see check_num_classes
     collate: Any = None  # the modality's collate function; None = torch's default_collate
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """Every subclass's ``setup`` logs the data summary once when it has built the splits, so no
+        DataModule needs its own copy (and none can forget it)."""
+        super().__init_subclass__(**kwargs)
+        if "setup" in cls.__dict__:
+            cls.setup = _summarised(cls.__dict__["setup"])  # type: ignore[method-assign]
 
     def __init__(
         self,
@@ -143,6 +155,15 @@ class BaseDataModule(LightningDataModule):
             )
         self.num_classes = len(classes)
 
+    def log_summary(self) -> None:
+        """Log split sizes and per-class counts (:func:`bigmodel.data.summary.split_summary`) once."""
+        if getattr(self, "_summary_logged", False) or self.data_train is None:
+            return
+        self._summary_logged = True
+        splits = {"train": self.data_train, "val": self.data_val, "test": self.data_test}
+        names = getattr(self, "classes", None) or getattr(self, "class_names", None)
+        log.info("%s: %s", type(self).__name__, split_summary(splits, names))
+
     def _loader(self, dataset: Dataset | None, train: bool, **kwargs: Any) -> DataLoader:
         if dataset is None:
             raise RuntimeError(f"{type(self).__name__}.setup() has not created this split.")
@@ -203,3 +224,14 @@ class BaseDataModule(LightningDataModule):
 
     def test_dataloader(self) -> DataLoader:
         return self._loader(self.data_test, train=False)
+
+
+def _summarised(setup: Any) -> Any:
+    @functools.wraps(setup)
+    def wrapped(self: BaseDataModule, *args: Any, **kwargs: Any) -> Any:
+        out = setup(self, *args, **kwargs)
+        if self.trainer is None or self.trainer.is_global_zero:  # one line per run, not per rank
+            self.log_summary()
+        return out
+
+    return wrapped

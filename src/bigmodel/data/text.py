@@ -308,4 +308,24 @@ class TextFileDataModule(LMDataModule):
             raise ConfigError(
                 f"data.path={self.path} holds no files{f' with extensions {sorted(self.extensions)}' if self.extensions else ''}."
             )
-        return files
+        return _read_once(files, self.path)
+
+
+def _read_once(files: list[Path], root: Path) -> list[Path]:
+    """``files`` without the second and later paths to the same file (symlinks), with a note naming them:
+    a file reached twice would otherwise be read twice and weigh double in the corpus."""
+    seen: dict[Path, Path] = {}
+    kept: list[Path] = []
+    for f in files:
+        real = f.resolve()
+        if real in seen:
+            log.info(
+                "data.path=%s: %s is the same file as %s (a symlink); read once.",
+                root,
+                f.relative_to(root),
+                seen[real].relative_to(root),
+            )
+            continue
+        seen[real] = f
+        kept.append(f)
+    return kept

@@ -17,6 +17,8 @@
   ``hydra.run.dir``); in a multirun that replays the whole sweep into a second sweep directory (and a
   second Optuna study). Each job therefore exports its own overrides and directory, and a re-launched
   rank runs exactly that one job in that directory (:func:`_single_job_argv`).
+- **Quiet console**: known noise is dropped from the start (:mod:`bigmodel.utils.quiet`), and shown
+  again once the config says ``extras.ignore_warnings=false``.
 """
 
 from __future__ import annotations
@@ -41,8 +43,9 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 from omegaconf.errors import InterpolationKeyError, MissingMandatoryValue
 
+from bigmodel.utils import quiet
 from bigmodel.utils.errors import ConfigError
-from bigmodel.utils.resolvers import CONFIG_DIR
+from bigmodel.utils.resolvers import CONFIG_DIR, code_mismatch
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +68,7 @@ def entry_point(config_name: str) -> Callable[[Callable[[DictConfig], Any]], Cal
         @functools.wraps(task)
         def main() -> Any:
             _state.update(task_started=False, failed_jobs=[])
+            quiet.apply(True)  # the config is not composed yet; RunLifecycle and the task apply its switch
             sys.argv = _single_job_argv(sys.argv, os.environ)
             try:
                 result = hydra_main()
@@ -88,6 +92,9 @@ def _guard_task(task: Callable[[DictConfig], Any]) -> Callable[[DictConfig], Any
     @functools.wraps(task)
     def guarded(cfg: DictConfig) -> Any:
         _state["task_started"] = True
+        _apply_quiet(cfg)
+        if mismatch := code_mismatch():
+            log.warning(mismatch)
         started = time.time()
         hc = HydraConfig.get()
         multirun = hc.mode == RunMode.MULTIRUN
@@ -120,6 +127,10 @@ def _guard_task(task: Callable[[DictConfig], Any]) -> Callable[[DictConfig], Any
                 _restore_env(dist_env)
 
     return guarded
+
+
+def _apply_quiet(cfg: DictConfig) -> None:
+    quiet.apply(bool(cfg.get("extras", {}).get("ignore_warnings", True)))
 
 
 def _mismatched_groups_error(e: Exception, hc: Any) -> ConfigError:
@@ -270,9 +281,11 @@ class RunLifecycle(Callback):
     """
 
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        _apply_quiet(config)
         self._check_writable(config, "hydra.run.dir")
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        _apply_quiet(config)  # before the sweeper is built (Optuna's storage imports alembic)
         self._check_writable(config, "hydra.sweep.dir")
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:

