@@ -86,7 +86,7 @@ def test_resume_with_another_experiments_checkpoint_names_it(tmp_path, logs):
     ckpt = tmp_path / "mlp.ckpt"
     torch.save(
         {
-            "hyper_parameters": {"net": {"_target_": "bigmodel.nets.mlp.BigMLP"}},
+            "hyper_parameters": {"net": {"_target_": "bigmodel.nets.big_mlp.BigMLP"}},
             "bigmodel": {"config": {"task_name": "digits_mlp"}},
         },
         ckpt,

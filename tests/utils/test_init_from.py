@@ -7,7 +7,7 @@ import torch
 
 from bigmodel.models.classification import ClassificationModule
 from bigmodel.nets.gpt import GPT
-from bigmodel.nets.text_encoder import TextEncoderClassifier
+from bigmodel.nets.text_encoder import TextEncoder
 from bigmodel.utils.errors import ConfigError
 from bigmodel.utils.init_from import init_net_from
 
@@ -37,7 +37,7 @@ def test_classifier_net_initialised_from_a_checkpoint_and_not_saved_in_hparams(t
 def test_gpt_warms_a_text_encoder_through_a_prefix_map(tmp_path):
     gpt = GPT(vocab_size=50, block_size=32, n_layer=2, n_head=2, n_embd=16)
     path = _ckpt(tmp_path, gpt)
-    enc = TextEncoderClassifier(vocab_size=50, num_classes=2, max_length=16, n_layer=2, n_head=2, n_embd=16)
+    enc = TextEncoder(vocab_size=50, num_classes=2, max_length=16, n_layer=2, n_head=2, n_embd=16)
     report = init_net_from(
         enc, path, init_strict=False, init_prefix_map={"net.wte.": "wte.", "net.transformer.": "encoder."}
     )
@@ -49,14 +49,14 @@ def test_gpt_warms_a_text_encoder_through_a_prefix_map(tmp_path):
 
 def test_mismatched_shapes_list_the_keys(tmp_path):
     gpt = GPT(vocab_size=50, block_size=32, n_layer=1, n_head=2, n_embd=16)
-    enc = TextEncoderClassifier(vocab_size=60, num_classes=2, max_length=16, n_layer=1, n_head=2, n_embd=16)
+    enc = TextEncoder(vocab_size=60, num_classes=2, max_length=16, n_layer=1, n_head=2, n_embd=16)
     with pytest.raises(ConfigError, match=r"wte\.weight: checkpoint \(50, 16\) vs net \(60, 16\)"):
         init_net_from(enc, _ckpt(tmp_path, gpt), False, {"net.wte.": "wte.", "net.transformer.": "encoder."})
 
 
 def test_strict_lists_missing_keys_and_bad_inputs(tmp_path):
     gpt = GPT(vocab_size=50, block_size=32, n_layer=1, n_head=2, n_embd=16)
-    enc = TextEncoderClassifier(vocab_size=50, num_classes=2, max_length=16, n_layer=1, n_head=2, n_embd=16)
+    enc = TextEncoder(vocab_size=50, num_classes=2, max_length=16, n_layer=1, n_head=2, n_embd=16)
     path = _ckpt(tmp_path, gpt)
     with pytest.raises(ConfigError, match=r"init_strict=true: missing \[.*'head.weight'"):
         init_net_from(enc, path, True, {"net.wte.": "wte.", "net.transformer.": "encoder."})
