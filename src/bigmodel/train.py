@@ -19,8 +19,10 @@ import torch
 from lightning.fabric.utilities.rank_zero import rank_zero_only
 from omegaconf import DictConfig
 
+from bigmodel.callbacks.graceful_stop import GracefulStop
 from bigmodel.callbacks.monitor_check import MonitorCheck
 from bigmodel.callbacks.nonfinite import NonFiniteLoss
+from bigmodel.callbacks.rng_state import RNGState
 from bigmodel.callbacks.run_config import RunConfigInCheckpoint
 from bigmodel.callbacks.step_units_check import StepUnitsCheck
 from bigmodel.callbacks.sync_stop import SyncStop
@@ -75,6 +77,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         StepUnitsCheck(),
         NonFiniteLoss(cfg.get("nonfinite_loss", "error")),
         SyncStop(),  # a stop decided on one rank stops all ranks (else DDP dies on a connection reset)
+        RNGState(),  # python/numpy/torch RNGs per rank in every checkpoint: an exact resume
+        GracefulStop(),  # SIGTERM/Ctrl-C: save last.ckpt after this optimizer step, exit 143/130
         *callbacks,
     ]
     callbacks += [

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -10,6 +11,7 @@ from lightning import LightningDataModule
 from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
 from torch.utils.data import DataLoader, Dataset
 
+from bigmodel.data.samplers import ResumableSampler
 from bigmodel.utils.errors import ConfigError
 
 
@@ -29,6 +31,13 @@ class BaseDataModule(LightningDataModule):
         persistent_workers: keep workers alive between epochs (needs ``num_workers > 0``).
         drop_last: drop the last incomplete training batch.
         seed: seed of the deterministic split.
+
+    Resuming: the training order comes from :class:`~bigmodel.data.samplers.ResumableSampler` (seeded by
+    ``seed`` and the epoch, split by rank), and :meth:`state_dict` (saved by Lightning in every
+    checkpoint) records how far into its epoch training got, so a run resumed from a mid-epoch
+    checkpoint continues with the next batch the uninterrupted run would have seen. Every loader draws
+    its workers' base seed from its own generator, not the global RNG, so creating a validation loader
+    does not shift the training RNG stream (exact resume needs that).
 
     Raises:
         ConfigError: in ``setup`` when ``drop_last`` would leave zero training batches, or (in
@@ -62,6 +71,8 @@ class BaseDataModule(LightningDataModule):
         self.data_train: Dataset | None = None
         self.data_val: Dataset | None = None
         self.data_test: Dataset | None = None
+        self._train_sampler: ResumableSampler | None = None
+        self._resume_position: dict[str, Any] | None = None
 
     def check_batch_size(self) -> None:
         """Raise a clear error instead of training on zero batches."""
@@ -91,7 +102,7 @@ class BaseDataModule(LightningDataModule):
     def _loader(self, dataset: Dataset | None, train: bool, **kwargs: Any) -> DataLoader:
         if dataset is None:
             raise RuntimeError(f"{type(self).__name__}.setup() has not created this split.")
-        sampler = None
+        sampler = self._resumable_sampler(dataset, replacement=False) if train else None
         if not train and self.trainer is not None and self.trainer.world_size > 1:
             # Lightning's default DistributedSampler pads eval sets with repeated samples, which
             # would make a DDP test score differ from a single-process one; this one never repeats.
@@ -101,8 +112,8 @@ class BaseDataModule(LightningDataModule):
         return DataLoader(
             dataset,
             batch_size=self.batch_size,
-            shuffle=train and sampler is None,
             sampler=sampler,
+            generator=torch.Generator().manual_seed(self.seed),
             drop_last=self.drop_last and train,
             num_workers=self.num_workers,
             pin_memory=self.pin_memory and torch.cuda.is_available(),
@@ -112,6 +123,37 @@ class BaseDataModule(LightningDataModule):
 
     def train_dataloader(self) -> DataLoader:
         return self._loader(self.data_train, train=True)
+
+    # -- resume mid-epoch -------------------------------------------------------------------------------
+    def _resumable_sampler(self, dataset: Any, replacement: bool, num_samples: int | None = None) -> ResumableSampler:
+        trainer = self.trainer
+        world, rank = (trainer.world_size, trainer.global_rank) if trainer is not None else (1, 0)
+        sampler = ResumableSampler(
+            dataset, self.seed, world, rank, replacement=replacement, num_samples=num_samples,
+            drop_last=self.drop_last,
+        )  # fmt: skip
+        if self._resume_position:
+            sampler.resume(self._resume_position)
+            self._resume_position = None
+        # Lightning warns that a mid-epoch resume "is not resumable" unless the DataLoader itself has a
+        # state_dict; here the DataModule carries the position, so the warning would be false.
+        warnings.filterwarnings("ignore", message="You're resuming from a checkpoint that ended before the epoch")
+        self._train_sampler = sampler
+        return sampler
+
+    def state_dict(self) -> dict[str, Any]:
+        """``{"train_sampler": {epoch, samples_done, seed}}`` while fitting (saved in the checkpoint by
+        Lightning): the samples per rank of the current epoch that were trained on, read from the
+        trainer's batch progress (the loader itself has already prefetched further)."""
+        trainer, sampler = self.trainer, self._train_sampler
+        if trainer is None or sampler is None or trainer.state.fn != "fit":
+            return {}
+        done = trainer.fit_loop.epoch_loop.batch_progress.current.processed
+        return {"train_sampler": sampler.position(done * self.batch_size)}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        # Lightning restores the DataModule before it asks for the train loader, which then resumes
+        self._resume_position = state.get("train_sampler")
 
     def val_dataloader(self) -> DataLoader:
         return self._loader(self.data_val, train=False)

@@ -102,6 +102,8 @@ def _guard_task(task: Callable[[DictConfig], Any]) -> Callable[[DictConfig], Any
             except (InterpolationKeyError, MissingMandatoryValue) as e:
                 raise _mismatched_groups_error(e, hc) from e
         except Exception as e:
+            if type(e).__name__ == "RunInterrupted":  # bigmodel.callbacks.graceful_stop (torch import)
+                _interrupted(cfg, output_dir, e, started)  # exits 143 / 130, a sweep included
             user_error = isinstance(e, ConfigError)
             _log_to_files(e)
             _write_failed_metrics(cfg, output_dir, e, started)
@@ -120,6 +122,35 @@ def _guard_task(task: Callable[[DictConfig], Any]) -> Callable[[DictConfig], Any
                 _restore_env(dist_env)
 
     return guarded
+
+
+def _interrupted(cfg: DictConfig, output_dir: Path, e: Any, started: float) -> None:
+    """SIGTERM/SIGINT after the checkpoint was saved: ``metrics.json`` says ``interrupted`` with the step,
+    and the process exits 143/130 (a multirun stops too: the user or the cluster asked for it)."""
+    if _is_rank_zero() and output_dir.is_dir():
+        from bigmodel.utils.run import write_metrics
+
+        write_metrics(
+            output_dir / "metrics.json",
+            {
+                "status": "interrupted",
+                "step": e.step,
+                "signal": signal_name(e.signum),
+                "last_ckpt_path": e.ckpt_path,
+                "experiment": cfg.get("task_name"),
+                "seed": cfg.get("seed"),
+                "output_dir": str(output_dir),
+                "wall_s": round(time.time() - started, 3),
+            },
+        )
+    sys.stderr.write(f"{e}\n")
+    sys.exit(e.exit_code)
+
+
+def signal_name(signum: int) -> str:
+    import signal
+
+    return signal.Signals(signum).name
 
 
 def _mismatched_groups_error(e: Exception, hc: Any) -> ConfigError:
