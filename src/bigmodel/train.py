@@ -30,6 +30,7 @@ from bigmodel.loggers import tracking
 from bigmodel.utils.batch import apply_batch_plan
 from bigmodel.utils.cli import entry_point
 from bigmodel.utils.config import instantiate_group, print_config_tree, subset
+from bigmodel.utils.objective import objective
 from bigmodel.utils.run import (
     check_resume_compatible,
     checkpoint_to_test,
@@ -156,9 +157,12 @@ def _fit_and_test(
 @entry_point("train")
 def main(cfg: DictConfig) -> float | None:
     """Hydra entry point; returns ``cfg.optimized_metric`` for hyper-parameter sweeps."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
     metrics = train(cfg)
-    key = cfg.get("optimized_metric")
-    return float(metrics[key]) if key and key in metrics else None
+    sweeping = HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+    return objective(metrics, cfg.get("optimized_metric"), sweeping)
 
 
 if __name__ == "__main__":

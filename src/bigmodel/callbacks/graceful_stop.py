@@ -68,7 +68,9 @@ class GracefulStop(L.Callback):
             self._signum = signum
             extra = " (Ctrl-C again to exit at once)" if signum == signal.SIGINT else ""
             # os.write: logging from a signal handler can deadlock on the handler's lock
-            os.write(2, f"\n{signal.Signals(signum).name}: saving after this optimizer step{extra}.\n".encode())
+            os.write(
+                2, f"\n{signal.Signals(signum).name}: saving after this optimizer step{extra}.\n".encode()
+            )
 
     def _write_interrupted_metrics(self) -> None:
         trainer = self._trainer
@@ -94,7 +96,9 @@ class GracefulStop(L.Callback):
     def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._restore()
 
-    def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
+    def on_exception(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException
+    ) -> None:
         self._restore()
 
     def _restore(self) -> None:

@@ -64,7 +64,9 @@ class ModelCheckpoint(_LightningModelCheckpoint):
         super().on_validation_end(trainer, pl_module)
         self._write_last(trainer, "validation")
 
-    def on_train_batch_end(self, trainer: Trainer, pl_module: LightningModule, *args: Any, **kwargs: Any) -> None:
+    def on_train_batch_end(
+        self, trainer: Trainer, pl_module: LightningModule, *args: Any, **kwargs: Any
+    ) -> None:
         super().on_train_batch_end(trainer, pl_module, *args, **kwargs)
         # The end of an epoch is saved here, after its last batch, not in on_train_epoch_end: Lightning 2.6
         # resumes an epoch-end checkpoint wrongly (the next epoch ends after one batch and the sampler

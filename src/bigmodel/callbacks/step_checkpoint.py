@@ -58,7 +58,9 @@ class StepCheckpoint(ModelCheckpoint):
                 f"train_time_interval_s (got {every_n_train_steps!r} and {train_time_interval_s!r})."
             )
         if keep_last_k == 0 or keep_last_k < -1:
-            raise ValueError(f"callbacks.model_checkpoint_steps.keep_last_k={keep_last_k}: use >= 1, or -1 for all.")
+            raise ValueError(
+                f"callbacks.model_checkpoint_steps.keep_last_k={keep_last_k}: use >= 1, or -1 for all."
+            )
         interval = timedelta(seconds=train_time_interval_s) if train_time_interval_s is not None else None
         super().__init__(
             dirpath=dirpath,
@@ -75,7 +77,9 @@ class StepCheckpoint(ModelCheckpoint):
         self.keep_last_k = keep_last_k
         self.last_path = last_path
 
-    def on_train_batch_end(self, trainer: Trainer, pl_module: LightningModule, *args: Any, **kwargs: Any) -> None:
+    def on_train_batch_end(
+        self, trainer: Trainer, pl_module: LightningModule, *args: Any, **kwargs: Any
+    ) -> None:
         # with monitor=None, Lightning's best_model_path is the newest save: a new one means "saved now"
         before = self.best_model_path
         super().on_train_batch_end(trainer, pl_module, *args, **kwargs)

@@ -125,7 +125,9 @@ class BaseDataModule(LightningDataModule):
         return self._loader(self.data_train, train=True)
 
     # -- resume mid-epoch -------------------------------------------------------------------------------
-    def _resumable_sampler(self, dataset: Any, replacement: bool, num_samples: int | None = None) -> ResumableSampler:
+    def _resumable_sampler(
+        self, dataset: Any, replacement: bool, num_samples: int | None = None
+    ) -> ResumableSampler:
         trainer = self.trainer
         world, rank = (trainer.world_size, trainer.global_rank) if trainer is not None else (1, 0)
         sampler = ResumableSampler(
@@ -137,7 +139,9 @@ class BaseDataModule(LightningDataModule):
             self._resume_position = None
         # Lightning warns that a mid-epoch resume "is not resumable" unless the DataLoader itself has a
         # state_dict; here the DataModule carries the position, so the warning would be false.
-        warnings.filterwarnings("ignore", message="You're resuming from a checkpoint that ended before the epoch")
+        warnings.filterwarnings(
+            "ignore", message="You're resuming from a checkpoint that ended before the epoch"
+        )
         self._train_sampler = sampler
         return sampler
 

@@ -21,6 +21,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import functools
 import json
 import logging
@@ -107,6 +109,10 @@ def _guard_task(task: Callable[[DictConfig], Any]) -> Callable[[DictConfig], Any
             user_error = isinstance(e, ConfigError)
             _log_to_files(e)
             _write_failed_metrics(cfg, output_dir, e, started)
+            if multirun and type(e).__name__ == "ObjectiveNotLogged":
+                # every further trial would be the same: stop the sweep now (bigmodel.utils.objective)
+                sys.stderr.write(f"Error: {e}\n")
+                sys.exit(USER_ERROR)
             if multirun:
                 # keep the sweep going; the summary at the end lists this job
                 sys.stderr.write(f"Job {hc.job.num} failed ({output_dir}): {type(e).__name__}: {e}\n")
@@ -295,8 +301,8 @@ def _single_job_argv(argv: list[str], env: os._Environ | dict[str, str]) -> list
 class RunLifecycle(Callback):
     """Hydra callback (``hydra.callbacks`` in configs/hydra/default.yaml).
 
-    - ``on_run_start`` / ``on_multirun_start``: the run (or sweep) directory must be creatable, else a
-      clear message naming the path and exit 2 (instead of an ``OSError`` traceback from Hydra).
+    - ``on_run_start`` / ``on_multirun_start``: the run (or sweep) directory must take a 1 MiB write
+      (not creatable, a full disk, ``ulimit -f``), else a clear message naming the path and exit 2 (instead of an ``OSError`` traceback from Hydra).
     - ``on_multirun_end``: list every failed job (directory and error) from the jobs' ``metrics.json``.
     """
 
@@ -330,18 +336,34 @@ class RunLifecycle(Callback):
             path = Path(str(_select(config, key)))
         except Exception:  # an interpolation error: Hydra reports it itself
             return
+        probe = path / ".write_test"
         try:
             path.mkdir(parents=True, exist_ok=True)
-            probe = path / ".write_test"
-            probe.touch()
-            probe.unlink()
+            # a real write, not a touch: a full disk or a file-size limit (`ulimit -f`) fails here, at
+            # start-up, instead of at the first checkpoint hours later
+            with open(probe, "wb") as f:
+                f.write(b"\0" * _PROBE_BYTES)
+                f.flush()
+                os.fsync(f.fileno())
         except OSError as e:
+            full = e.errno in (errno.ENOSPC, errno.EFBIG, getattr(errno, "EDQUOT", -1))
             sys.stderr.write(
-                f"Error: cannot write the run directory {path} ({key}): {e.strerror or e}. "
+                f"Error: cannot write the run directory {path} ({key}): {e.strerror or e}"
+                f"{' (the disk is full or a file-size limit is set: free space, or check ulimit -f)' if full else ''}. "
                 "Point paths.log_dir (or hydra.run.dir / hydra.sweep.dir) at a writable folder, "
                 "e.g. paths.log_dir=/tmp/bigmodel-logs.\n"
             )
             sys.exit(USER_ERROR)
+        finally:
+            with contextlib.suppress(OSError):  # e.g. the parent is a regular file: nothing to remove
+                probe.unlink()
+        free_mib = shutil.disk_usage(path).free / 2**20
+        if free_mib < _LOW_SPACE_MIB:
+            log.warning("Only %.0f MiB free under %s: checkpoints may not fit.", free_mib, path)
+
+
+_PROBE_BYTES = 1 << 20  # 1 MiB
+_LOW_SPACE_MIB = 1024
 
 
 def _select(config: DictConfig, key: str) -> Any:
