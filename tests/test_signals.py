@@ -23,6 +23,7 @@ RUN = [
     "trainer.max_epochs=40",
     "+trainer.limit_train_batches=10",
     "+trainer.limit_val_batches=2",
+    "trainer.log_every_n_steps=1",
     "callbacks=[default,model_checkpoint_steps]",
     "callbacks.model_checkpoint_steps.every_n_train_steps=5",
     "callbacks.early_stopping=null",
