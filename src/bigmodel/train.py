@@ -18,8 +18,10 @@ import torch
 from lightning.fabric.utilities.rank_zero import rank_zero_only
 from omegaconf import DictConfig
 
+from bigmodel.callbacks.graceful_stop import GracefulStop
 from bigmodel.callbacks.monitor_check import MonitorCheck
 from bigmodel.callbacks.nonfinite import NonFiniteLoss
+from bigmodel.callbacks.rng_state import RNGState
 from bigmodel.callbacks.run_config import RunConfigInCheckpoint
 from bigmodel.callbacks.step_units_check import StepUnitsCheck
 from bigmodel.callbacks.sync_stop import SyncStop
@@ -27,6 +29,7 @@ from bigmodel.loggers import tracking
 from bigmodel.utils.batch import apply_batch_plan
 from bigmodel.utils.cli import entry_point
 from bigmodel.utils.config import instantiate_group, print_config_tree, subset
+from bigmodel.utils.objective import objective
 from bigmodel.utils.run import (
     check_resume_compatible,
     checkpoint_to_test,
@@ -72,6 +75,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         StepUnitsCheck(),
         NonFiniteLoss(cfg.get("nonfinite_loss", "error")),
         SyncStop(),  # a stop decided on one rank stops all ranks (else DDP dies on a connection reset)
+        RNGState(),  # python/numpy/torch RNGs per rank in every checkpoint: an exact resume
+        GracefulStop(),  # SIGTERM/Ctrl-C: save last.ckpt after this optimizer step, exit 143/130
         *callbacks,
     ]
     callbacks += [
@@ -159,9 +164,12 @@ def _fit_and_test(
 @entry_point("train")
 def main(cfg: DictConfig) -> float | None:
     """Hydra entry point; returns ``cfg.optimized_metric`` for hyper-parameter sweeps."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
     metrics = train(cfg)
-    key = cfg.get("optimized_metric")
-    return float(metrics[key]) if key and key in metrics else None
+    sweeping = HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+    return objective(metrics, cfg.get("optimized_metric"), sweeping)
 
 
 if __name__ == "__main__":

@@ -17,8 +17,9 @@ log = logging.getLogger(__name__)
 class ModelCheckpoint(_LightningModelCheckpoint):
     """``lightning.pytorch.callbacks.ModelCheckpoint`` (same arguments) where:
 
-    - ``save_last=True`` writes ``<dirpath>/last.ckpt`` after every validation, at the end of every
-      training epoch and at the end of training, whenever the global step moved since the last write.
+    - ``save_last=True`` writes ``<dirpath>/last.ckpt`` after every validation, after the last batch of
+      every training epoch (unless a validation follows it) and at the end of training, whenever the
+      global step moved since the last write.
       Lightning itself writes ``last.ckpt`` only in a step where a top-k checkpoint is saved, so after the
       best epoch ``last.ckpt`` went stale and ``ckpt_path=last`` threw away the later epochs.
     - ``load_state_dict`` from a checkpoint of another run directory (every resume writes into a new run
@@ -36,38 +37,46 @@ class ModelCheckpoint(_LightningModelCheckpoint):
         # Lightning's own last-writing is off: this class writes last.ckpt itself, on every new step.
         super().__init__(*args, save_last=False, **kwargs)
         self.keep_last = bool(save_last)
-        self._last_written_step = -1
+        self._last_written: tuple[int, str] = (-1, "")
 
     # --- last.ckpt: the newest state ---------------------------------------------------------------
 
-    def _write_last(self, trainer: Trainer) -> None:
+    def _write_last(self, trainer: Trainer, where: str) -> None:
         if (
             not self.keep_last
             or trainer.sanity_checking
             or trainer.fast_dev_run
             or trainer.state.fn != "fit"
-            or trainer.global_step == self._last_written_step
+            or (trainer.global_step, where) == self._last_written
+            # after validation the state holds new scores (early stopping, best): write again at that step
+            or (trainer.global_step == self._last_written[0] and where != "validation")
         ):
             return
         path = self.format_checkpoint_name({}, self.CHECKPOINT_NAME_LAST)
         self.last_model_path = path  # before saving: it is part of the saved state
         trainer.save_checkpoint(path, self.save_weights_only)
-        self._last_written_step = trainer.global_step
+        self._last_written = (trainer.global_step, where)
         if trainer.is_global_zero:
             for logger in trainer.loggers:
                 logger.after_save_checkpoint(proxy(self))
 
     def on_validation_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         super().on_validation_end(trainer, pl_module)
-        self._write_last(trainer)
+        self._write_last(trainer, "validation")
 
-    def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        super().on_train_epoch_end(trainer, pl_module)
-        self._write_last(trainer)
+    def on_train_batch_end(
+        self, trainer: Trainer, pl_module: LightningModule, *args: Any, **kwargs: Any
+    ) -> None:
+        super().on_train_batch_end(trainer, pl_module, *args, **kwargs)
+        # The end of an epoch is saved here, after its last batch, not in on_train_epoch_end: Lightning 2.6
+        # resumes an epoch-end checkpoint wrongly (the next epoch ends after one batch and the sampler
+        # epochs shift by one), while a checkpoint of the last batch resumes exactly.
+        if trainer.fit_loop.epoch_loop.batch_progress.is_last_batch and not _validates_now(trainer):
+            self._write_last(trainer, "batch")
 
     def on_train_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         super().on_train_end(trainer, pl_module)
-        self._write_last(trainer)  # e.g. max_steps reached in the middle of an epoch
+        self._write_last(trainer, "end")  # e.g. max_steps reached in the middle of an epoch
 
     # --- resume: keep the earlier best -------------------------------------------------------------
 
@@ -106,3 +115,13 @@ class ModelCheckpoint(_LightningModelCheckpoint):
             float(self.best_model_score),
             self.save_top_k,
         )
+
+
+def _validates_now(trainer: Trainer) -> bool:
+    """Whether a validation runs right after this (last) batch of the epoch: then ``on_validation_end``
+    writes ``last.ckpt`` with the new scores. Lightning's own rule for epoch-end validation."""
+    if not trainer.enable_validation or trainer.check_val_every_n_epoch is None:
+        return False
+    n_val = trainer.num_val_batches
+    n_val = sum(n_val) if isinstance(n_val, list) else n_val
+    return bool(n_val) and (trainer.current_epoch + 1) % trainer.check_val_every_n_epoch == 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
 from lightning.pytorch.utilities import CombinedLoader
 from torch.utils.data import DataLoader, Dataset, RandomSampler, default_collate
 
+from bigmodel.data.samplers import ResumableSampler
 from bigmodel.data.semi import FewLabelSpec, carve_few_labels, save_labeled_ids, views_collate
 from bigmodel.data.summary import split_summary
 from bigmodel.utils.errors import ConfigError
@@ -44,6 +46,13 @@ class BaseDataModule(LightningDataModule):
             support it implement ``load_unlabeled_root``.
         weak_transforms, strong_transforms: per-item augmentation lists (Hydra configs) applied to each
             unlabelled item, after the training transform, to make its weak and strong views.
+
+    Resuming: the training order comes from :class:`~bigmodel.data.samplers.ResumableSampler` (seeded by
+    ``seed`` and the epoch, split by rank), and :meth:`state_dict` (saved by Lightning in every
+    checkpoint) records how far into its epoch training got, so a run resumed from a mid-epoch
+    checkpoint continues with the next batch the uninterrupted run would have seen. Every loader draws
+    its workers' base seed from its own generator, not the global RNG, so creating a validation loader
+    does not shift the training RNG stream (exact resume needs that).
 
     Raises:
         ConfigError: in ``setup`` when ``drop_last`` would leave zero training batches, a bad few-label
@@ -129,6 +138,8 @@ class BaseDataModule(LightningDataModule):
                 "or data.unlabeled_root=<folder>; or train with model=classifier."
             )
         self.unlabeled_batch_size = int(mu) * self.batch_size
+        self._train_sampler: ResumableSampler | None = None
+        self._resume_position: dict[str, Any] | None = None
 
     def check_batch_size(self) -> None:
         """Raise a clear error instead of training on zero batches."""
@@ -167,7 +178,7 @@ class BaseDataModule(LightningDataModule):
     def _loader(self, dataset: Dataset | None, train: bool, **kwargs: Any) -> DataLoader:
         if dataset is None:
             raise RuntimeError(f"{type(self).__name__}.setup() has not created this split.")
-        sampler = None
+        sampler = self._resumable_sampler(dataset, replacement=False) if train else None
         if not train and self.trainer is not None and self.trainer.world_size > 1:
             # Lightning's default DistributedSampler pads eval sets with repeated samples, which
             # would make a DDP test score differ from a single-process one; this one never repeats.
@@ -177,8 +188,8 @@ class BaseDataModule(LightningDataModule):
         return DataLoader(
             dataset,
             batch_size=self.batch_size,
-            shuffle=train and sampler is None,
             sampler=sampler,
+            generator=torch.Generator().manual_seed(self.seed),
             drop_last=self.drop_last and train,
             num_workers=self.num_workers,
             pin_memory=self.pin_memory and torch.cuda.is_available(),
@@ -215,9 +226,42 @@ class BaseDataModule(LightningDataModule):
         )  # fmt: skip
         return CombinedLoader({"labeled": labeled, "unlabeled": unlabeled}, mode="min_size")
 
+    # -- resume mid-epoch -------------------------------------------------------------------------------
+    def _resumable_sampler(
+        self, dataset: Any, replacement: bool, num_samples: int | None = None
+    ) -> ResumableSampler:
+        trainer = self.trainer
+        world, rank = (trainer.world_size, trainer.global_rank) if trainer is not None else (1, 0)
+        sampler = ResumableSampler(
+            dataset, self.seed, world, rank, replacement=replacement, num_samples=num_samples,
+            drop_last=self.drop_last,
+        )  # fmt: skip
+        if self._resume_position:
+            sampler.resume(self._resume_position)
+            self._resume_position = None
+        # Lightning warns that a mid-epoch resume "is not resumable" unless the DataLoader itself has a
+        # state_dict; here the DataModule carries the position, so the warning would be false.
+        warnings.filterwarnings(
+            "ignore", message="You're resuming from a checkpoint that ended before the epoch"
+        )
+        self._train_sampler = sampler
+        return sampler
+
     def state_dict(self) -> dict[str, Any]:
-        # Lightning stores this in every checkpoint: the labelled subset travels with the weights.
-        return {"labeled_ids": self.labeled_record} if self.labeled_record else {}
+        """``{"train_sampler": {epoch, samples_done, seed}}`` while fitting (saved in the checkpoint by
+        Lightning): the samples per rank of the current epoch that were trained on, read from the
+        trainer's batch progress (the loader itself has already prefetched further)."""
+        # the labelled subset of a few-label run travels with the weights too
+        state: dict[str, Any] = {"labeled_ids": self.labeled_record} if self.labeled_record else {}
+        trainer, sampler = self.trainer, self._train_sampler
+        if trainer is None or sampler is None or trainer.state.fn != "fit":
+            return state
+        done = trainer.fit_loop.epoch_loop.batch_progress.current.processed
+        return {**state, "train_sampler": sampler.position(done * self.batch_size)}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        # Lightning restores the DataModule before it asks for the train loader, which then resumes
+        self._resume_position = state.get("train_sampler")
 
     def val_dataloader(self) -> DataLoader:
         return self._loader(self.data_val, train=False)

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset, RandomSampler
+from torch.utils.data import DataLoader, Dataset
 
 from bigmodel.data.base import BaseDataModule
 from bigmodel.data.download import fetch, sha256_file
@@ -209,7 +209,7 @@ class LMDataModule(BaseDataModule):
 
     def train_dataloader(self) -> DataLoader:
         n = self.samples_per_epoch or len(self.data_train)
-        sampler = RandomSampler(self.data_train, replacement=True, num_samples=n)
+        sampler = self._resumable_sampler(self.data_train, replacement=True, num_samples=n)
         return DataLoader(
             self.data_train,
             batch_size=self.batch_size,
@@ -218,14 +218,17 @@ class LMDataModule(BaseDataModule):
             num_workers=self.num_workers,
             persistent_workers=self.persistent_workers,
             pin_memory=self.pin_memory and torch.cuda.is_available(),
+            generator=torch.Generator().manual_seed(self.seed),
         )
 
     # The tokenizer travels in the checkpoint (Lightning stores DataModule state); a run restored from it
     # (bigmodel.eval, resume) re-encodes with that tokenizer if the one rebuilt here differs.
     def state_dict(self) -> dict[str, Any]:
-        return {"tokenizer": self.tokenizer.to_dict()} if self.tokenizer is not None else {}
+        state = super().state_dict()  # the sampler position
+        return {**state, "tokenizer": self.tokenizer.to_dict()} if self.tokenizer is not None else state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        super().load_state_dict(state)
         if "tokenizer" in state and self.tokenizer is not None:
             tok = tokenizer_from_dict(state["tokenizer"])
             if tokenizer_digest(tok) != tokenizer_digest(self.tokenizer):

@@ -18,7 +18,8 @@ from lightning.pytorch.utilities import rank_zero_only
 
 class CSVLogger(_LightningCSVLogger):
     """``lightning.pytorch.loggers.CSVLogger`` (same arguments) that keeps the columns already in
-    ``<save_dir>/<name>/<version>/metrics.csv`` when a new process appends to it."""
+    ``<save_dir>/<name>/<version>/metrics.csv`` when a new process appends to it, and flushes its rows
+    whenever a checkpoint is saved."""
 
     @rank_zero_only
     def save(self) -> None:
@@ -32,3 +33,9 @@ class CSVLogger(_LightningCSVLogger):
                 writer.metrics_keys.extend(missing)
                 writer.metrics_keys.sort()  # Lightning writes sorted headers
         super().save()
+
+    def after_save_checkpoint(self, checkpoint_callback) -> None:  # noqa: ANN001 - Lightning's signature
+        # Lightning writes metrics.csv every flush_logs_every_n_steps (100): a run killed after a checkpoint
+        # would lose the rows up to it, and its resumed run's log would have a gap. Flush with every save.
+        super().after_save_checkpoint(checkpoint_callback)
+        self.save()

@@ -23,6 +23,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import functools
 import json
 import logging
@@ -109,9 +111,15 @@ def _guard_task(task: Callable[[DictConfig], Any]) -> Callable[[DictConfig], Any
             except (InterpolationKeyError, MissingMandatoryValue) as e:
                 raise _mismatched_groups_error(e, hc) from e
         except Exception as e:
+            if type(e).__name__ == "RunInterrupted":  # bigmodel.callbacks.graceful_stop (torch import)
+                _interrupted(cfg, output_dir, e, started)  # exits 143 / 130, a sweep included
             user_error = isinstance(e, ConfigError)
             _log_to_files(e)
             _write_failed_metrics(cfg, output_dir, e, started)
+            if multirun and type(e).__name__ == "ObjectiveNotLogged":
+                # every further trial would be the same: stop the sweep now (bigmodel.utils.objective)
+                sys.stderr.write(f"Error: {e}\n")
+                sys.exit(USER_ERROR)
             if multirun:
                 # keep the sweep going; the summary at the end lists this job
                 sys.stderr.write(f"Job {hc.job.num} failed ({output_dir}): {type(e).__name__}: {e}\n")
@@ -131,6 +139,35 @@ def _guard_task(task: Callable[[DictConfig], Any]) -> Callable[[DictConfig], Any
 
 def _apply_quiet(cfg: DictConfig) -> None:
     quiet.apply(bool(cfg.get("extras", {}).get("ignore_warnings", True)))
+
+
+def _interrupted(cfg: DictConfig, output_dir: Path, e: Any, started: float) -> None:
+    """SIGTERM/SIGINT after the checkpoint was saved: ``metrics.json`` says ``interrupted`` with the step,
+    and the process exits 143/130 (a multirun stops too: the user or the cluster asked for it)."""
+    if _is_rank_zero() and output_dir.is_dir():
+        from bigmodel.utils.run import write_metrics
+
+        write_metrics(
+            output_dir / "metrics.json",
+            {
+                "status": "interrupted",
+                "step": e.step,
+                "signal": signal_name(e.signum),
+                "last_ckpt_path": e.ckpt_path,
+                "experiment": cfg.get("task_name"),
+                "seed": cfg.get("seed"),
+                "output_dir": str(output_dir),
+                "wall_s": round(time.time() - started, 3),
+            },
+        )
+    sys.stderr.write(f"{e}\n")
+    sys.exit(e.exit_code)
+
+
+def signal_name(signum: int) -> str:
+    import signal
+
+    return signal.Signals(signum).name
 
 
 def _mismatched_groups_error(e: Exception, hc: Any) -> ConfigError:
@@ -275,8 +312,8 @@ def _single_job_argv(argv: list[str], env: Mapping[str, str]) -> list[str]:
 class RunLifecycle(Callback):
     """Hydra callback (``hydra.callbacks`` in configs/hydra/default.yaml).
 
-    - ``on_run_start`` / ``on_multirun_start``: the run (or sweep) directory must be creatable, else a
-      clear message naming the path and exit 2 (instead of an ``OSError`` traceback from Hydra).
+    - ``on_run_start`` / ``on_multirun_start``: the run (or sweep) directory must take a 1 MiB write
+      (not creatable, a full disk, ``ulimit -f``), else a clear message naming the path and exit 2 (instead of an ``OSError`` traceback from Hydra).
     - ``on_multirun_end``: list every failed job (directory and error) from the jobs' ``metrics.json``.
     """
 
@@ -312,18 +349,34 @@ class RunLifecycle(Callback):
             path = Path(str(_select(config, key)))
         except Exception:  # an interpolation error: Hydra reports it itself
             return
+        probe = path / ".write_test"
         try:
             path.mkdir(parents=True, exist_ok=True)
-            probe = path / ".write_test"
-            probe.touch()
-            probe.unlink()
+            # a real write, not a touch: a full disk or a file-size limit (`ulimit -f`) fails here, at
+            # start-up, instead of at the first checkpoint hours later
+            with open(probe, "wb") as f:
+                f.write(b"\0" * _PROBE_BYTES)
+                f.flush()
+                os.fsync(f.fileno())
         except OSError as e:
+            full = e.errno in (errno.ENOSPC, errno.EFBIG, getattr(errno, "EDQUOT", -1))
             sys.stderr.write(
-                f"Error: cannot write the run directory {path} ({key}): {e.strerror or e}. "
+                f"Error: cannot write the run directory {path} ({key}): {e.strerror or e}"
+                f"{' (the disk is full or a file-size limit is set: free space, or check ulimit -f)' if full else ''}. "
                 "Point paths.log_dir (or hydra.run.dir / hydra.sweep.dir) at a writable folder, "
                 "e.g. paths.log_dir=/tmp/bigmodel-logs.\n"
             )
             sys.exit(USER_ERROR)
+        finally:
+            with contextlib.suppress(OSError):  # e.g. the parent is a regular file: nothing to remove
+                probe.unlink()
+        free_mib = shutil.disk_usage(path).free / 2**20
+        if free_mib < _LOW_SPACE_MIB:
+            log.warning("Only %.0f MiB free under %s: checkpoints may not fit.", free_mib, path)
+
+
+_PROBE_BYTES = 1 << 20  # 1 MiB
+_LOW_SPACE_MIB = 1024
 
 
 def _select(config: DictConfig, key: str) -> Any:

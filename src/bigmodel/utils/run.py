@@ -23,8 +23,9 @@ def resolve_ckpt_path(ckpt_path: str | None, log_dir: str | Path, task_name: str
     """Resolve ``ckpt_path`` the same way for every entry point (train, eval, generate, ...):
 
     - ``None``/``""``/``null`` stays ``None``;
-    - ``last``: the newest readable ``<log_dir>/<task_name>/runs/*/checkpoints/last.ckpt``; runs whose
-      ``last.ckpt`` is missing, empty or truncated (a ``kill -9`` before the first save) are skipped;
+    - ``last``: the newest readable ``<log_dir>/<task_name>/runs/*/checkpoints/last.ckpt``; when it is
+      empty, truncated or corrupt, that run's newest readable step/epoch checkpoint (with a warning
+      naming both); runs without any (a ``kill -9`` before the first save) are skipped;
     - ``best``: the best checkpoint of the newest run that names a readable one (its ``metrics.json``
       ``best_ckpt_path``, else the ModelCheckpoint state stored in its ``last.ckpt``);
     - anything else must be an existing, readable checkpoint file (or sharded checkpoint folder).
@@ -84,8 +85,9 @@ def _resolve_from_runs(kind: str, log_dir: Path, task_name: str) -> Path:
 
 
 def _run_last(run: Path) -> Path | None:
-    last = run / "checkpoints" / "last.ckpt"
-    return last if is_readable_checkpoint(last) else None
+    from bigmodel.utils.resume import newest_readable_checkpoint  # a damaged last.ckpt falls back
+
+    return newest_readable_checkpoint(run)
 
 
 def _run_best(run: Path) -> Path | None:
@@ -141,21 +143,21 @@ SHARDED_METADATA = "meta.pt"
 
 def check_resume_compatible(ckpt_path: str | Path, cfg: Any) -> None:
     """Fail with a clear message, before anything is built, when the checkpoint's net is another class than
-    the configured one (e.g. ``ckpt_path=last`` picked a run trained with ``net=big_mlp``). Sharded
-    (folder) checkpoints are not checked.
+    the configured one (e.g. ``ckpt_path=last`` picked a run trained with ``net=big_mlp``), or was written
+    by another experiment (``task_name``). Sharded (folder) checkpoints are not checked.
 
     Raises:
-        ConfigError: naming both nets and the fix.
+        ConfigError: naming both nets (or both experiments) and the fix; an unreadable file, naming it.
     """
     if not Path(ckpt_path).is_file():
         return
     ckpt = load_checkpoint(ckpt_path, mmap=True)
+    ckpt_task = ((ckpt.get("bigmodel") or {}).get("config") or {}).get("task_name")
     old = (ckpt.get("hyper_parameters") or {}).get("net") or {}
     new = cfg.model.get("net") if "model" in cfg else None
     old_t, new_t = old.get("_target_"), (new or {}).get("_target_")
     if old_t and new_t and old_t != new_t:
         # name the checkpoint's own experiment: resuming without experiment= composes the default one
-        ckpt_task = ((ckpt.get("bigmodel") or {}).get("config") or {}).get("task_name")
         hint = (
             f"It was written by experiment {ckpt_task!r} (this config is {cfg.get('task_name')!r}): add "
             f"experiment={ckpt_task} and the same net/model overrides as that run"
@@ -165,6 +167,13 @@ def check_resume_compatible(ckpt_path: str | Path, cfg: Any) -> None:
         raise ConfigError(
             f"Cannot resume from {ckpt_path}: it was trained with net {old_t}, but this config builds {new_t}. "
             f"{hint} (see its .hydra/overrides.yaml), or pass ckpt_path=<file> of a matching run."
+        )
+    if ckpt_task and cfg.get("task_name") and ckpt_task != cfg.get("task_name"):
+        raise ConfigError(
+            f"Cannot resume from {ckpt_path}: it was written by experiment {ckpt_task!r}, but this config is "
+            f"experiment {cfg.get('task_name')!r} (same net {new_t or old_t or '?'}). Resuming continues that "
+            f"run's optimizer, schedule and data position: add experiment={ckpt_task} and the same overrides "
+            "(its .hydra/overrides.yaml), or pass ckpt_path=<file> of a run of this experiment."
         )
 
 
