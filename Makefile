@@ -21,7 +21,7 @@ RUN = $(PY) -c 'import os, shlex, sys; m, a, *o = sys.argv[1:]; os.execv(sys.exe
 ARGS_WORD = '$(subst ','\'',$(value ARGS))'
 
 .DEFAULT_GOAL := help
-.PHONY: help install lock train eval generate estimate predict export serve bench test test-full lint format clean clean-logs
+.PHONY: help install lock train eval generate estimate predict export serve compress bench test test-full lint format clean clean-logs
 
 help: ## show this help
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}'
@@ -52,6 +52,9 @@ estimate: $(STAMP) ## compute/memory/time estimate: make estimate model=language
 
 predict: $(STAMP) ## predict new files: make predict ckpt_path=last experiment_name=mnist_cnn inputs=imgs/ [backend=onnxruntime]
 	@$(OVERRIDES); $(PY) -m bigmodel.predict $(ARGS) "$$@"
+
+compress: $(STAMP) ## quantize / prune a checkpoint + report: make compress ckpt_path=... method=int8_dynamic|int8_weight_only|fp16|bf16|prune [amount=0.5]
+	@$(OVERRIDES); $(PY) -m bigmodel.compress $(ARGS) "$$@"
 
 export: $(STAMP) ## export to ONNX / torch.export, verified: make export ckpt_path=... format=onnx|pt2
 	@$(OVERRIDES); $(PY) -m bigmodel.export $(ARGS) "$$@"
