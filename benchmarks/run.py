@@ -4,7 +4,8 @@
 Options: ``--quick`` (fewer rounds, for a smoke run), ``--only a,b,c,d,e`` (plus ``f``: inference latency /
 throughput eager vs torch.compile vs ONNX Runtime, ``g``: serving load test; both read trained checkpoints,
 ``--inference-ckpts name=path,...``, default the newest ``last.ckpt`` of each of ``--inference-experiments``),
-``--data-experiments digits_cnn,...``.
+``--data-experiments digits_cnn,...``; ``m``: compression trade-off table (benchmarks/compression.py,
+``--compress-experiment``, ``--compress-train-batches``).
 """
 
 from __future__ import annotations
@@ -70,6 +71,8 @@ def main() -> None:
     ap.add_argument("--inference-experiments", default="mnist_cnn,spoken_digits_cnn,sst2_transformer")
     ap.add_argument("--inference-ckpts", default="", help="name=path,... (overrides --inference-experiments)")
     ap.add_argument("--serve-requests", type=int, default=2000)
+    ap.add_argument("--compress-experiment", default="digits_cnn")
+    ap.add_argument("--compress-train-batches", type=int, default=None)
     args = ap.parse_args()
     only = set(args.only.split(","))
     q = args.quick
@@ -118,6 +121,12 @@ def main() -> None:
         res["ddp_cpu"] = system.ddp(log_dir, epochs=2 if q else 3, threads=args.threads)
     if "f" in only or "g" in only:
         _inference_rows(res, args, only, log_dir)
+    if "m" in only:
+        from benchmarks import compression
+
+        res["compression"] = compression.tradeoff(
+            args.data_dir, args.threads, args.compress_experiment, args.compress_train_batches
+        )
     res["load_avg_end"] = os.getloadavg()
     res["wall_s"] = time.time() - started
     out = log_dir / f"bench_{dt.datetime.now().strftime('%Y-%m-%d_%H-%M-%S')}.json"
@@ -223,6 +232,11 @@ def table(res: dict) -> Table:
             f"{s['ratio']:.2f} of in-process",
             ">= 0.5, p99 <= 100 ms",
         )
+    if "compression" in res:
+        from benchmarks import compression
+
+        for row in compression.table_rows(res["compression"]):
+            t.add_row(*row)
     return t
 
 

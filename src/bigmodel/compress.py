@@ -127,7 +127,8 @@ def compress(cfg: DictConfig) -> dict[str, Any]:
     if dm is not None:
         dm.prepare_data()
         dm.setup("test")
-        batches = list(_take(dm.test_dataloader(), max(cfg.batch_sizes or [1])))
+        if cfg.batch_sizes:
+            batches = list(_take(dm.test_dataloader(), max(cfg.batch_sizes)))
 
     model = copy.deepcopy(original)
     if cfg.method == "prune":
