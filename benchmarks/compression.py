@@ -25,8 +25,13 @@ from bigmodel.inference.loader import load_model
 from bigmodel.train import train
 from bigmodel.utils.resolvers import CONFIG_DIR
 
-QUIET = ["extras.print_config=false", "callbacks.rich_progress_bar=null", "callbacks.rich_model_summary=null",
-         "callbacks.early_stopping=null", "logger=csv"]
+QUIET = [
+    "extras.print_config=false",
+    "callbacks.rich_progress_bar=null",
+    "callbacks.rich_model_summary=null",
+    "callbacks.early_stopping=null",
+    "logger=csv",
+]
 # the student: ~10x fewer parameters than the teacher's SmallCNN
 STUDENT = {"digits_cnn": "[8,16]", "mnist_cnn": "[10,20]"}
 
@@ -61,17 +66,34 @@ def _row(name: str, ckpt: str, dm, batches, threads: int) -> dict:
     return row
 
 
-def tradeoff(data_dir: str, threads: int, experiment: str = "digits_cnn", train_batches: int | None = None,
-             epochs: int = 3, student_epochs: int = 10) -> dict:
+def tradeoff(
+    data_dir: str,
+    threads: int,
+    experiment: str = "digits_cnn",
+    train_batches: int | None = None,
+    epochs: int = 3,
+    student_epochs: int = 10,
+) -> dict:
     tmp = Path(tempfile.mkdtemp(prefix="bench_compress_"))
-    common = [f"paths.data_dir={data_dir}", *QUIET, f"experiment={experiment}", f"trainer.max_epochs={epochs}"]
+    common = [
+        f"paths.data_dir={data_dir}",
+        *QUIET,
+        f"experiment={experiment}",
+        f"trainer.max_epochs={epochs}",
+    ]
     if train_batches:
         common.append(f"+trainer.limit_train_batches={train_batches}")
     teacher = train(_cfg(tmp, "teacher", common))["last_ckpt_path"]
-    student = [*common, f"model.net.channels={STUDENT.get(experiment, '[8,16]')}", "model=distillation",
-               f"trainer.max_epochs={student_epochs}"]
+    student = [
+        *common,
+        f"model.net.channels={STUDENT.get(experiment, '[8,16]')}",
+        "model=distillation",
+        f"trainer.max_epochs={student_epochs}",
+    ]
     distilled = train(_cfg(tmp, "distilled", [*student, f"model.teacher_ckpt={teacher}"]))["last_ckpt_path"]
-    plain = train(_cfg(tmp, "plain", [*student, "model.alpha=0", "model.teacher_ckpt=null"]))["last_ckpt_path"]
+    plain = train(_cfg(tmp, "plain", [*student, "model.alpha=0", "model.teacher_ckpt=null"]))[
+        "last_ckpt_path"
+    ]
 
     ckpts = {"fp32 (teacher)": teacher}
     base = [f"paths.data_dir={data_dir}", f"ckpt_path={teacher}", "evaluate=false", "batch_sizes=[]"]
@@ -101,8 +123,15 @@ def tradeoff(data_dir: str, threads: int, experiment: str = "digits_cnn", train_
             break
     rows = [_row(name, path, dm, batches, threads) for name, path in ckpts.items()]
     GlobalHydra.instance().clear()
-    return {"experiment": experiment, "epochs": epochs, "student_epochs": student_epochs,
-            "train_batches": train_batches, "threads": threads, "rows": rows, "minilm_int8": minilm_int8(threads)}
+    return {
+        "experiment": experiment,
+        "epochs": epochs,
+        "student_epochs": student_epochs,
+        "train_batches": train_batches,
+        "threads": threads,
+        "rows": rows,
+        "minilm_int8": minilm_int8(threads),
+    }
 
 
 @torch.inference_mode()
@@ -140,22 +169,26 @@ def table_rows(res: dict) -> list[tuple[str, str, str, str]]:
     t = res["rows"][0]
     out = []
     for r in res["rows"]:
-        out.append((
-            f"(m) {res['experiment']}: {r['method']}",
-            f"{r['params']:,} params ({r['nonzero_params']:,} non-zero), {r['state_dict_bytes']:,} B; "
-            f"{r['latency_ms_b1']:.3f} ms @1, {r['latency_ms_b64']:.2f} ms @64; test acc {r['test_acc']:.4f}",
-            f"{t['latency_ms_b64'] / r['latency_ms_b64']:.2f}x speed @64, "
-            f"{t['state_dict_bytes'] / r['state_dict_bytes']:.1f}x smaller, {100 * (r['test_acc'] - t['test_acc']):+.2f} pt",
-            "",
-        ))
+        out.append(
+            (
+                f"(m) {res['experiment']}: {r['method']}",
+                f"{r['params']:,} params ({r['nonzero_params']:,} non-zero), {r['state_dict_bytes']:,} B; "
+                f"{r['latency_ms_b1']:.3f} ms @1, {r['latency_ms_b64']:.2f} ms @64; test acc {r['test_acc']:.4f}",
+                f"{t['latency_ms_b64'] / r['latency_ms_b64']:.2f}x speed @64, "
+                f"{t['state_dict_bytes'] / r['state_dict_bytes']:.1f}x smaller, {100 * (r['test_acc'] - t['test_acc']):+.2f} pt",
+                "",
+            )
+        )
     m = res.get("minilm_int8")
     if m:
-        out.append((
-            "(m) sst2_minilm arch int8 dynamic vs fp32",
-            f"batch 64 x {m['seq_len']} tokens: {m['fp32_b64_ms']:.0f} vs {m['int8_b64_ms']:.0f} ms; batch 1: "
-            f"{m['fp32_b1_ms']:.1f} vs {m['int8_b1_ms']:.1f} ms; Linear weights {m['fp32_linear_weight_bytes']:,} vs "
-            f"{m['int8_linear_weight_bytes']:,} B (accuracy: not measured, needs the fine-tuned teacher)",
-            f"{m['throughput_ratio_b64']:.2f}x throughput, {m['linear_bytes_ratio']:.1f}x smaller",
-            ">= 1.5x, >= 3x",
-        ))
+        out.append(
+            (
+                "(m) sst2_minilm arch int8 dynamic vs fp32",
+                f"batch 64 x {m['seq_len']} tokens: {m['fp32_b64_ms']:.0f} vs {m['int8_b64_ms']:.0f} ms; batch 1: "
+                f"{m['fp32_b1_ms']:.1f} vs {m['int8_b1_ms']:.1f} ms; Linear weights {m['fp32_linear_weight_bytes']:,} vs "
+                f"{m['int8_linear_weight_bytes']:,} B (accuracy: not measured, needs the fine-tuned teacher)",
+                f"{m['throughput_ratio_b64']:.2f}x throughput, {m['linear_bytes_ratio']:.1f}x smaller",
+                ">= 1.5x, >= 3x",
+            )
+        )
     return out

@@ -165,7 +165,9 @@ def _inference_rows(res: dict, args, only: set[str], log_dir) -> None:
         raw = gzip.open(f"{args.data_dir}/mnist/t10k-images-idx3-ubyte.gz").read()
         png = log_dir / "mnist_test_0.png"
         Image.fromarray(np.frombuffer(raw, np.uint8, offset=16)[:784].reshape(28, 28).copy(), "L").save(png)
-        res["serving"] = inf.serving(image_ckpt, png, 200 if args.quick else args.serve_requests, 16, args.threads)
+        res["serving"] = inf.serving(
+            image_ckpt, png, 200 if args.quick else args.serve_requests, 16, args.threads
+        )
 
 
 def table(res: dict) -> Table:

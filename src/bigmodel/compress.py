@@ -37,7 +37,14 @@ from bigmodel.utils.run import load_checkpoint, write_metrics
 log = logging.getLogger(__name__)
 
 # training state a compressed model does not need (it is not meant to resume training)
-_DROP = ("optimizer_states", "lr_schedulers", "loops", "callbacks", "MixedPrecision", "native_amp_scaling_state")
+_DROP = (
+    "optimizer_states",
+    "lr_schedulers",
+    "loops",
+    "callbacks",
+    "MixedPrecision",
+    "native_amp_scaling_state",
+)
 
 
 def output_path(ckpt_path: str, cfg: DictConfig) -> Path:
@@ -122,7 +129,11 @@ def compress(cfg: DictConfig) -> dict[str, Any]:
             f"{ckpt_path} is already compressed ({raw['compression'].get('method')}); compress the original."
         )
     original = loaded.module
-    dm = _datamodule(cfg, loaded.run_config) if cfg.evaluate or cfg.batch_sizes or cfg.finetune.epochs else None
+    dm = (
+        _datamodule(cfg, loaded.run_config)
+        if cfg.evaluate or cfg.batch_sizes or cfg.finetune.epochs
+        else None
+    )
     batches = None
     if dm is not None:
         dm.prepare_data()
@@ -203,7 +214,10 @@ def _reload_agreement(path: Path, model: L.LightningModule, batches) -> float | 
 
 def _flat(report: dict[str, Any]) -> dict[str, Any]:
     flat = {k: v for k, v in report.items() if not isinstance(v, dict)}
-    flat["ckpt_bytes_before"], flat["ckpt_bytes_after"] = report["ckpt_bytes"]["before"], report["ckpt_bytes"]["after"]
+    flat["ckpt_bytes_before"], flat["ckpt_bytes_after"] = (
+        report["ckpt_bytes"]["before"],
+        report["ckpt_bytes"]["after"],
+    )
     for stage in ("before", "after"):
         for k, v in report[stage].items():
             if k == "sparsity":
@@ -222,12 +236,27 @@ def _print_table(report: dict[str, Any]) -> None:
         table.add_column(col, justify="right")
     rows = [("ckpt bytes", report["ckpt_bytes"]["before"], report["ckpt_bytes"]["after"])]
     keys = sorted(set(report["before"]) & set(report["after"]))
-    rows += [(k, report["before"][k], report["after"][k]) for k in keys if not isinstance(report["before"][k], dict)]
+    rows += [
+        (k, report["before"][k], report["after"][k])
+        for k in keys
+        if not isinstance(report["before"][k], dict)
+    ]
     if "sparsity" in report["after"]:
-        rows.append(("sparsity (Linear/Conv)", report["before"]["sparsity"]["total"], report["after"]["sparsity"]["total"]))
+        rows.append(
+            (
+                "sparsity (Linear/Conv)",
+                report["before"]["sparsity"]["total"],
+                report["after"]["sparsity"]["total"],
+            )
+        )
     for name, b, a in rows:
         ratio = f"{a / b:.3f}" if isinstance(a, int | float) and isinstance(b, int | float) and b else ""
-        table.add_row(name, f"{b:g}" if isinstance(b, float) else str(b), f"{a:g}" if isinstance(a, float) else str(a), ratio)
+        table.add_row(
+            name,
+            f"{b:g}" if isinstance(b, float) else str(b),
+            f"{a:g}" if isinstance(a, float) else str(a),
+            ratio,
+        )
     Console().print(table)
 
 

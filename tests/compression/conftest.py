@@ -22,10 +22,18 @@ def _train(tmp: Path, *overrides: str) -> dict:
 @pytest.fixture(scope="session")
 def digits_mlp_ckpt(tmp_path_factory) -> Path:
     """``last.ckpt`` of a 4-epoch digits_mlp run (BigMLP 64-256-256-10, test/acc about 0.9)."""
-    return Path(_train(tmp_path_factory.mktemp("mlp"), "experiment=digits_mlp", "trainer.max_epochs=4")["last_ckpt_path"])
+    return Path(
+        _train(tmp_path_factory.mktemp("mlp"), "experiment=digits_mlp", "trainer.max_epochs=4")[
+            "last_ckpt_path"
+        ]
+    )
 
 
 @pytest.fixture(scope="session")
 def digits_cnn_ckpt(tmp_path_factory) -> Path:
     """``last.ckpt`` of a 3-epoch digits_cnn run (SmallCNN, test/acc about 0.95)."""
-    return Path(_train(tmp_path_factory.mktemp("cnn"), "experiment=digits_cnn", "trainer.max_epochs=3")["last_ckpt_path"])
+    return Path(
+        _train(tmp_path_factory.mktemp("cnn"), "experiment=digits_cnn", "trainer.max_epochs=3")[
+            "last_ckpt_path"
+        ]
+    )

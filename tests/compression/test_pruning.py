@@ -44,8 +44,14 @@ def test_structured_pruning_zeroes_whole_output_channels():
 def test_compress_prune_writes_a_plain_checkpoint_with_the_sparsity(tmp_path, digits_mlp_ckpt):
     cfg = compose_cfg(
         tmp_path,
-        [f"ckpt_path={digits_mlp_ckpt}", "method=prune", "amount=0.5", "batch_sizes=[1]", "min_time_s=0.01",
-         f"output_path={tmp_path}/p.ckpt"],
+        [
+            f"ckpt_path={digits_mlp_ckpt}",
+            "method=prune",
+            "amount=0.5",
+            "batch_sizes=[1]",
+            "min_time_s=0.01",
+            f"output_path={tmp_path}/p.ckpt",
+        ],
         config_name="compress",
     )
     try:
@@ -62,7 +68,9 @@ def test_compress_prune_writes_a_plain_checkpoint_with_the_sparsity(tmp_path, di
 
 @pytest.mark.parametrize("amount", [1.0, -0.1, 1.5])
 def test_amount_outside_0_1_is_a_config_error_naming_the_key(tmp_path, digits_mlp_ckpt, amount):
-    cfg = compose_cfg(tmp_path, [f"ckpt_path={digits_mlp_ckpt}", "method=prune", f"amount={amount}"], "compress")
+    cfg = compose_cfg(
+        tmp_path, [f"ckpt_path={digits_mlp_ckpt}", "method=prune", f"amount={amount}"], "compress"
+    )
     try:
         with pytest.raises(ConfigError, match=r"^amount=.*outside \[0, 1\)"):
             compress(cfg)

@@ -58,7 +58,9 @@ def test_quantized_model_agrees_with_fp32(tmp_path, digits_mlp_ckpt, method):
 
 
 def test_eval_accepts_a_compressed_checkpoint(tmp_path, digits_mlp_ckpt):
-    report = _compress(tmp_path / "c", digits_mlp_ckpt, "method=int8_dynamic", f"output_path={tmp_path}/q.ckpt")
+    report = _compress(
+        tmp_path / "c", digits_mlp_ckpt, "method=int8_dynamic", f"output_path={tmp_path}/q.ckpt"
+    )
     cfg = compose_cfg(tmp_path / "e", [f"ckpt_path={report['compressed_ckpt_path']}", "logger=csv"], "eval")
     try:
         metrics = evaluate(cfg)
@@ -91,3 +93,9 @@ def test_unknown_method_and_backend_are_config_errors(tmp_path, digits_mlp_ckpt)
     module.net = nn.Linear(2, 2)
     with pytest.raises(ConfigError, match="backend='onnx'"):
         apply_method(module, "int8_weight_only", backend="onnx")
+
+
+def test_compress_config_composes_with_its_documented_defaults(make_cfg):
+    cfg = make_cfg(["ckpt_path=/x.ckpt"], config_name="compress")
+    assert cfg.task_name == "compress" and cfg.method == "int8_dynamic" and cfg.amount == 0.5
+    assert list(cfg.batch_sizes) == [1, 64] and cfg.finetune.epochs == 0

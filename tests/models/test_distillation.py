@@ -14,7 +14,6 @@ from bigmodel.utils.errors import ConfigError
 from tests.compression.conftest import _train, digits_cnn_ckpt  # noqa: F401 - the session fixture
 
 
-
 def test_loss_equals_the_formula_on_a_hand_made_batch():
     s = torch.tensor([[2.0, 0.0, -1.0], [0.5, 0.5, 0.0]])
     t = torch.tensor([[1.0, 1.0, 0.0], [3.0, 0.0, 0.0]])
@@ -30,9 +29,13 @@ def test_loss_equals_the_formula_on_a_hand_made_batch():
         p, q = softmax(trow), softmax(srow)
         kl += sum(pi * math.log(pi / qi) for pi, qi in zip(p, q, strict=True))
     kl /= 2
-    ce = -sum(
-        math.log(math.exp(row[c]) / sum(math.exp(v) for v in row)) for row, c in zip(s.tolist(), y.tolist(), strict=True)
-    ) / 2
+    ce = (
+        -sum(
+            math.log(math.exp(row[c]) / sum(math.exp(v) for v in row))
+            for row, c in zip(s.tolist(), y.tolist(), strict=True)
+        )
+        / 2
+    )
     want = alpha * T * T * kl + (1 - alpha) * ce
     loss, soft, hard = distillation_loss(s, t, y, alpha, T)
     assert loss.item() == pytest.approx(want, rel=1e-6)

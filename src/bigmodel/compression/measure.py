@@ -77,7 +77,9 @@ def sample_batch(batches: Iterable[Any], n: int) -> Any:
     return x[:n]
 
 
-def speed(model: nn.Module, batches: Iterable[Any], sizes: tuple[int, ...] = (1, 64), min_s: float = 1.0) -> dict:
+def speed(
+    model: nn.Module, batches: Iterable[Any], sizes: tuple[int, ...] = (1, 64), min_s: float = 1.0
+) -> dict:
     """``latency_ms_b<n>`` and ``samples_per_sec_b<n>`` for each batch size in ``sizes``."""
     out = {}
     x = sample_batch(batches, max(sizes))

@@ -155,4 +155,3 @@ class GradualSchedule:
         before = self.target(epoch - 1) if epoch > 0 else 0.0
         now = self.target(epoch)
         return 0.0 if now <= before else 1 - (1 - now) / (1 - before)
-

@@ -137,7 +137,9 @@ def apply_method(module: nn.Module, method: str, backend: str | None = None, str
     if method in QUANT_METHODS:
         backend = backend or default_backend(method)
         if backend not in BACKENDS[method]:
-            raise ConfigError(f"backend={backend!r} for method={method} is not one of: {', '.join(BACKENDS[method])}.")
+            raise ConfigError(
+                f"backend={backend!r} for method={method} is not one of: {', '.join(BACKENDS[method])}."
+            )
         census = check_quantizable(net, method, strict)
         spec.update(
             backend=backend,

@@ -73,7 +73,9 @@ class DistillationModule(ClassificationModule):
     ) -> None:
         super().__init__(net, optimizer, num_classes, **kwargs)
         if not 0.0 <= float(alpha) <= 1.0:
-            raise ConfigError(f"model.alpha={alpha} must be in [0, 1] (the weight of the teacher's soft targets).")
+            raise ConfigError(
+                f"model.alpha={alpha} must be in [0, 1] (the weight of the teacher's soft targets)."
+            )
         if not float(temperature) > 0:
             raise ConfigError(f"model.temperature={temperature} must be > 0.")
         self.save_hyperparameters(
@@ -147,7 +149,12 @@ class DistillationModule(ClassificationModule):
         with torch.no_grad():
             teacher_logits = self.teacher(x)
         loss, soft, hard = distillation_loss(
-            logits, teacher_logits, y, self.hparams.alpha, self.hparams.temperature, self.hparams.label_smoothing
+            logits,
+            teacher_logits,
+            y,
+            self.hparams.alpha,
+            self.hparams.temperature,
+            self.hparams.label_smoothing,
         )
         self.train_acc.update(logits.argmax(dim=-1), y)
         self.log("train/loss", loss.detach(), on_step=True, on_epoch=False, prog_bar=True)
