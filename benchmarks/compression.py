@@ -51,19 +51,28 @@ def _cfg(tmp: Path, name: str, overrides: list[str], config_name: str = "train")
     return cfg
 
 
-def _row(name: str, ckpt: str, dm, batches, threads: int) -> dict:
-    module = load_model(ckpt).module
+def _rows(ckpts: dict[str, str], dm, batches, threads: int, rounds: int = 3) -> list[dict]:
+    """One row per checkpoint. Latency: the rows are timed in turn, ``rounds`` times, and each keeps its
+    fastest median, so a burst of load on the shared machine does not land on one row only."""
     torch.set_num_threads(threads)
-    row = {
-        "method": name,
-        "params": count_parameters(module),
-        "nonzero_params": count_parameters(module, nonzero=True),
-        "state_dict_bytes": state_dict_bytes(module),
-        **speed(module, batches, (1, 64), min_s=1.0),
-        "test_acc": test_metrics(module, dm)["test/acc"],
-        "ckpt_path": ckpt,
+    modules = {name: load_model(path).module for name, path in ckpts.items()}
+    rows = {
+        name: {
+            "method": name,
+            "params": count_parameters(m),
+            "nonzero_params": count_parameters(m, nonzero=True),
+            "state_dict_bytes": state_dict_bytes(m),
+            "test_acc": test_metrics(m, dm)["test/acc"],
+            "ckpt_path": ckpts[name],
+        }
+        for name, m in modules.items()
     }
-    return row
+    for _ in range(rounds):
+        for name, m in modules.items():
+            for k, v in speed(m, batches, (1, 64), min_s=0.5).items():
+                best = min if k.startswith("latency") else max
+                rows[name][k] = best(rows[name].get(k, v), v)
+    return list(rows.values())
 
 
 def tradeoff(
@@ -121,7 +130,7 @@ def tradeoff(
         batches.append(b)
         if sum(len(x[0]) for x in batches) >= 64:
             break
-    rows = [_row(name, path, dm, batches, threads) for name, path in ckpts.items()]
+    rows = _rows(ckpts, dm, batches, threads)
     GlobalHydra.instance().clear()
     return {
         "experiment": experiment,
@@ -155,10 +164,11 @@ def minilm_int8(threads: int, seq_len: int = 48) -> dict:
     apply_method(q, "int8_dynamic")
     x = torch.randint(1000, 30000, (64, seq_len), generator=torch.Generator().manual_seed(0))
     out = {"seq_len": seq_len, "threads": threads}
-    for name, m in (("fp32", module), ("int8", q)):
-        out[f"{name}_linear_weight_bytes"] = linear_weight_bytes(m.net)
-        out[f"{name}_b64_ms"] = latency_ms(m, x, min_s=3.0)
-        out[f"{name}_b1_ms"] = latency_ms(m, x[:1], min_s=1.0)
+    for _ in range(3):  # alternate the two, keep each one's fastest median (shared-machine load bursts)
+        for name, m in (("fp32", module), ("int8", q)):
+            out[f"{name}_linear_weight_bytes"] = linear_weight_bytes(m.net)
+            for key, xb, secs in ((f"{name}_b64_ms", x, 1.5), (f"{name}_b1_ms", x[:1], 0.5)):
+                out[key] = min(out.get(key, float("inf")), latency_ms(m, xb, min_s=secs))
     out["throughput_ratio_b64"] = out["fp32_b64_ms"] / out["int8_b64_ms"]
     out["linear_bytes_ratio"] = out["fp32_linear_weight_bytes"] / out["int8_linear_weight_bytes"]
     return out
