@@ -45,6 +45,7 @@ def linear_weight_bytes(net: nn.Module) -> int:
 
 def _qscale_bytes(w: torch.Tensor) -> int:
     if w.qscheme() in (torch.per_channel_affine, torch.per_channel_symmetric):
+        # float64 scales + int64 zero points, as stored
         return w.q_per_channel_scales().numel() * 8 + w.q_per_channel_zero_points().numel() * 8
     return 16
 
