@@ -21,7 +21,7 @@ RUN = $(PY) -c 'import os, shlex, sys; m, a, *o = sys.argv[1:]; os.execv(sys.exe
 ARGS_WORD = '$(subst ','\'',$(value ARGS))'
 
 .DEFAULT_GOAL := help
-.PHONY: help install lock train eval generate estimate predict export serve compare explain bench gpu-check test test-full lint format clean clean-logs
+.PHONY: help install lock train eval generate estimate predict export serve compress compare explain bench gpu-check test test-full lint format clean clean-logs
 
 help: ## show this help
 	@# colour only on a terminal, unless NO_COLOR / FORCE_COLOR say otherwise (https://no-color.org)
@@ -54,6 +54,9 @@ estimate: $(STAMP) ## compute/memory/time estimate: make estimate model=language
 
 predict: $(STAMP) ## predict new files: make predict ckpt_path=last experiment_name=mnist_cnn inputs=imgs/ [backend=onnxruntime]
 	@$(RUN) bigmodel.predict $(ARGS_WORD) $(OVERRIDES)
+
+compress: $(STAMP) ## quantize / prune a checkpoint + report: make compress ckpt_path=... method=int8_dynamic|int8_weight_only|fp16|bf16|prune [amount=0.5]
+	@$(OVERRIDES); $(PY) -m bigmodel.compress $(ARGS) "$$@"
 
 export: $(STAMP) ## export to ONNX / torch.export, verified: make export ckpt_path=... format=onnx|pt2
 	@$(RUN) bigmodel.export $(ARGS_WORD) $(OVERRIDES)

@@ -5,7 +5,7 @@ Options: ``--quick`` (fewer rounds, for a smoke run), ``--only a,b,c,d,e,h,i,j,k
 latency / throughput eager vs torch.compile vs ONNX Runtime, ``g``: serving load test; both read trained
 checkpoints, ``--inference-ckpts name=path,...``, default the newest ``last.ckpt`` of each of
 ``--inference-experiments``), ``--data-experiments digits_cnn,...``. Rows h-l (issue 17) are in overhead.py,
-seed_model.py, compile_mfu.py.
+seed_model.py, compile_mfu.py; ``m``: compression trade-off table.
 """
 
 from __future__ import annotations
@@ -74,6 +74,8 @@ def main() -> None:
     ap.add_argument("--inference-experiments", default="mnist_cnn,spoken_digits_cnn,sst2_transformer")
     ap.add_argument("--inference-ckpts", default="", help="name=path,... (overrides --inference-experiments)")
     ap.add_argument("--serve-requests", type=int, default=2000)
+    ap.add_argument("--compress-experiment", default="digits_cnn")
+    ap.add_argument("--compress-train-batches", type=int, default=None)
     args = ap.parse_args()
     only = set(args.only.split(","))
     q = args.quick
@@ -147,6 +149,12 @@ def main() -> None:
         }
     if "l" in only:
         res["profile"] = {**ovh.profile(batch=64, steps=100 if q else 200), "load_avg": os.getloadavg()}
+    if "m" in only:
+        from benchmarks import compression
+
+        res["compression"] = compression.tradeoff(
+            args.data_dir, args.threads, args.compress_experiment, args.compress_train_batches
+        )
     res["load_avg_end"] = os.getloadavg()
     res["wall_s"] = time.time() - started
     out = log_dir / f"bench_{dt.datetime.now().strftime('%Y-%m-%d_%H-%M-%S')}.json"
@@ -255,6 +263,11 @@ def table(res: dict) -> Table:
             ">= 0.5, p99 <= 100 ms",
         )
     _issue17_rows(t, res)
+    if "compression" in res:
+        from benchmarks import compression
+
+        for row in compression.table_rows(res["compression"]):
+            t.add_row(*row)
     return t
 
 

@@ -17,6 +17,7 @@ import lightning as L
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from bigmodel.compression.quantize import prepare_for_checkpoint
 from bigmodel.utils.cli import entry_point
 from bigmodel.utils.config import instantiate_group, print_config_tree
 from bigmodel.utils.errors import ConfigError
@@ -55,6 +56,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
 
     datamodule: L.LightningDataModule = hydra.utils.instantiate(cfg.data)
     model: L.LightningModule = hydra.utils.instantiate(cfg.model, _recursive_=False)
+    prepare_for_checkpoint(model, checkpoint)  # a `bigmodel.compress` output loads into the same layers
     loggers = instantiate_group(cfg.get("logger"), "logger")
     trainer: L.Trainer = hydra.utils.instantiate(cfg.trainer, logger=loggers or False)
     # Training-only callbacks (checkpointing, early stopping) are deliberately absent here.

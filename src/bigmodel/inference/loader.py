@@ -17,6 +17,7 @@ import hydra
 import torch
 from lightning import LightningModule
 
+from bigmodel.compression.quantize import prepare_for_checkpoint
 from bigmodel.inference.preprocess import Preprocessor, build_preprocessor
 from bigmodel.utils.errors import ConfigError
 from bigmodel.utils.run import load_checkpoint, resolve_ckpt_path
@@ -97,6 +98,7 @@ def load_model(path: str | Path) -> LoadedModel:
     module = cls(**hp)
     if hasattr(module, "configure_model"):
         module.configure_model()  # the LM builds its net here
+    prepare_for_checkpoint(module, ckpt)  # a `bigmodel.compress` output: re-apply its quantization / cast
     module.load_state_dict(ckpt["state_dict"])
     module.on_load_checkpoint(ckpt)  # class names / tokenizer
     module.eval()

@@ -190,7 +190,16 @@ def load_checkpoint(path: str | Path, mmap: bool = False) -> dict[str, Any]:
     if path.is_dir():
         path = path / SHARDED_METADATA
     try:
-        return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
+        try:
+            return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
+        except pickle.UnpicklingError as e:
+            if "torchao" not in str(e):
+                raise
+            # a `compress method=int8_weight_only` checkpoint: torchao's tensor subclasses are allowed for
+            # weights_only loading once torchao is imported (it registers them as safe globals)
+            import torchao  # noqa: F401
+
+            return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
     except pickle.UnpicklingError as e:
         raise ConfigError(
             f"Cannot read checkpoint {path}: it holds objects that torch.load(weights_only=True) refuses ({e}). "
