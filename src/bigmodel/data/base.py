@@ -106,6 +106,8 @@ class BaseDataModule(LightningDataModule):
         self.data_unlabeled: Dataset | None = None
         self.labeled_record: dict[str, Any] | None = None
         self.unlabeled_batch_size: int | None = None  # set by a semi-supervised model (mu x batch_size)
+        self._train_sampler: ResumableSampler | None = None
+        self._resume_position: dict[str, Any] | None = None
 
     def apply_few_labels(self) -> None:
         """Cut ``data_train`` down to its labelled subset and build ``data_unlabeled``; call at the end of
@@ -138,8 +140,6 @@ class BaseDataModule(LightningDataModule):
                 "or data.unlabeled_root=<folder>; or train with model=classifier."
             )
         self.unlabeled_batch_size = int(mu) * self.batch_size
-        self._train_sampler: ResumableSampler | None = None
-        self._resume_position: dict[str, Any] | None = None
 
     def check_batch_size(self) -> None:
         """Raise a clear error instead of training on zero batches."""
