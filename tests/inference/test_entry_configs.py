@@ -25,4 +25,4 @@ def test_console_scripts_and_make_targets_exist():
     makefile = (PROJECT_ROOT / "Makefile").read_text()
     for name in ("predict", "export", "serve"):
         assert f'bigmodel-{name} = "bigmodel.{name}:main"' in pyproject
-        assert f"\n{name}: $(STAMP)" in makefile and f"-m bigmodel.{name} " in makefile
+        assert f"\n{name}: $(STAMP)" in makefile and f" bigmodel.{name} " in makefile
