@@ -13,17 +13,14 @@ import tempfile
 from pathlib import Path
 
 import torch
-from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
-from hydra.core.hydra_config import HydraConfig
-from omegaconf import open_dict
 
 from bigmodel.compress import compress
 from bigmodel.compression.measure import speed, state_dict_bytes, test_metrics
 from bigmodel.compression.pruning import count_parameters
 from bigmodel.inference.loader import load_model
 from bigmodel.train import train
-from bigmodel.utils.resolvers import CONFIG_DIR
+from bigmodel.utils.config import compose_run_config
 
 QUIET = [
     "extras.print_config=false",
@@ -37,18 +34,7 @@ STUDENT = {"digits_cnn": "[8,16]", "mnist_cnn": "[10,20]"}
 
 
 def _cfg(tmp: Path, name: str, overrides: list[str], config_name: str = "train"):
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
-        cfg = compose(config_name, overrides=overrides, return_hydra_config=True)
-    out = tmp / name
-    out.mkdir(parents=True, exist_ok=True)
-    with open_dict(cfg):
-        cfg.hydra.runtime.output_dir = str(out)
-        cfg.hydra.job.num = 0
-        cfg.paths.log_dir = str(tmp / "logs")
-        cfg.paths.cache_dir = str(tmp / "cache")
-    HydraConfig.instance().set_config(cfg)
-    return cfg
+    return compose_run_config(config_name, overrides, tmp / name, tmp)
 
 
 def _rows(ckpts: dict[str, str], dm, batches, threads: int, rounds: int = 3) -> list[dict]:

@@ -9,12 +9,11 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
-from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
-from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig, open_dict
+from omegaconf import DictConfig
 
-from bigmodel.utils.resolvers import CONFIG_DIR, PROJECT_ROOT
+from bigmodel.utils.config import compose_run_config
+from bigmodel.utils.resolvers import PROJECT_ROOT
 from tests.helpers.trained import digits_run  # noqa: F401  (session fixture: one trained default run)
 
 os.environ.setdefault("WANDB_MODE", "offline")
@@ -38,20 +37,9 @@ def shared_data() -> Path:
 def compose_cfg(tmp_path: Path, overrides: Sequence[str] = (), config_name: str = "train") -> DictConfig:
     """Compose ``configs/<config_name>.yaml`` like the entry point does, with every output under
     ``tmp_path`` (log_dir, output_dir, cache_dir) and the data at ../shared/data."""
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
-        cfg = compose(
-            config_name, overrides=[f"paths.data_dir={SHARED_DATA}", *overrides], return_hydra_config=True
-        )
-    out = tmp_path / "run"
-    out.mkdir(parents=True, exist_ok=True)
-    with open_dict(cfg):
-        cfg.hydra.runtime.output_dir = str(out)
-        cfg.hydra.job.num = 0
-        cfg.paths.log_dir = str(tmp_path / "logs")
-        cfg.paths.cache_dir = str(tmp_path / "cache")
-    HydraConfig.instance().set_config(cfg)
-    return cfg
+    return compose_run_config(
+        config_name, [f"paths.data_dir={SHARED_DATA}", *overrides], tmp_path / "run", tmp_path
+    )
 
 
 @pytest.fixture

@@ -85,3 +85,29 @@ def subset(cfg: DictConfig, keys: Sequence[str]) -> dict[str, Any]:
         for k in keys
         if k in cfg
     }
+
+
+def compose_run_config(
+    config_name: str, overrides: Sequence[str], output_dir: str | Path, work_dir: str | Path
+) -> DictConfig:
+    """Compose ``configs/<config_name>.yaml`` outside ``@hydra.main`` (tests, benchmarks) the way the entry
+    point would, with the run's own directory ``output_dir`` and ``logs/`` + ``cache/`` under ``work_dir``,
+    and register it as the current Hydra config (``${hydra:...}`` interpolations resolve)."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.core.hydra_config import HydraConfig
+    from omegaconf import open_dict
+
+    from bigmodel.utils.resolvers import CONFIG_DIR
+
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
+        cfg = compose(config_name, overrides=list(overrides), return_hydra_config=True)
+    Path(output_dir).mkdir(parents=True, exist_ok=True)
+    with open_dict(cfg):
+        cfg.hydra.runtime.output_dir = str(output_dir)
+        cfg.hydra.job.num = 0
+        cfg.paths.log_dir = str(Path(work_dir) / "logs")
+        cfg.paths.cache_dir = str(Path(work_dir) / "cache")
+    HydraConfig.instance().set_config(cfg)
+    return cfg
