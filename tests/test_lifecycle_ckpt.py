@@ -25,7 +25,7 @@ from bigmodel.utils.run import load_checkpoint, resolve_ckpt_path
 from tests.conftest import QUIET, compose_cfg, run_cli
 from tests.helpers.audio_files import fsdd_folder
 
-SHORT = [*QUIET, "+trainer.limit_train_batches=2", "callbacks.early_stopping=null"]
+SHORT = [*QUIET, "+trainer.limit_train_batches=2"]
 # best = highest val/loss: epoch 0, so every later epoch is worse than the best one
 EARLY_BEST = ["callbacks.model_checkpoint.monitor=val/loss", "callbacks.model_checkpoint.mode=max"]
 

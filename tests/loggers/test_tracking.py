@@ -205,11 +205,6 @@ def test_fast_dev_run_with_wandb_and_media_callbacks(tmp_path):
     assert run.config["trainer"]["fast_dev_run"] is True and run.group == "debug"
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="open defect (merge of #11/#13): resuming a finished 1-epoch run with limited val batches stops on "
-    "'EarlyStopping conditioned on val/acc which is not available'; see the closing note",
-)
 def test_resume_from_checkpoint_continues_the_same_run(tmp_path):
     env = {"WANDB_MODE": "offline"}
     train(tmp_path, "logger=wandb", *SHORT, "trainer.max_epochs=1", env=env)
