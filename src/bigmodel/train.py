@@ -10,34 +10,15 @@ from __future__ import annotations
 import logging
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import hydra
-import lightning as L
-import torch
-from lightning.fabric.utilities.rank_zero import rank_zero_only
 from omegaconf import DictConfig
 
-from bigmodel.callbacks.graceful_stop import GracefulStop
-from bigmodel.callbacks.monitor_check import MonitorCheck
-from bigmodel.callbacks.nonfinite import NonFiniteLoss
-from bigmodel.callbacks.rng_state import RNGState
-from bigmodel.callbacks.run_config import RunConfigInCheckpoint
-from bigmodel.callbacks.step_units_check import StepUnitsCheck
-from bigmodel.callbacks.sync_stop import SyncStop
-from bigmodel.loggers import tracking
-from bigmodel.utils.batch import apply_batch_plan
 from bigmodel.utils.cli import entry_point
-from bigmodel.utils.config import instantiate_group, print_config_tree, subset
 from bigmodel.utils.objective import objective
-from bigmodel.utils.run import (
-    check_resume_compatible,
-    checkpoint_to_test,
-    checkpointing_kwargs,
-    record_effective_precision,
-    resolve_ckpt_path,
-    write_metrics,
-)
+
+if TYPE_CHECKING:
+    import lightning as L
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +31,30 @@ def train(cfg: DictConfig) -> dict[str, Any]:
             metric that is never logged, a batch size that leaves no training batch, or a
             ``data.global_batch_size`` that does not split into micro batches x devices.
     """
+    # Imported here, not at the top: `--help`, `--cfg job` and Hydra's composition errors (an unknown key)
+    # then cost no torch/Lightning import (about 10 s of CPU per process).
+    import hydra
+    import lightning as L
+    import torch
+    from lightning.fabric.utilities.rank_zero import rank_zero_only
+
+    from bigmodel.callbacks.graceful_stop import GracefulStop
+    from bigmodel.callbacks.monitor_check import MonitorCheck
+    from bigmodel.callbacks.nonfinite import NonFiniteLoss
+    from bigmodel.callbacks.rng_state import RNGState
+    from bigmodel.callbacks.run_config import RunConfigInCheckpoint
+    from bigmodel.callbacks.step_units_check import StepUnitsCheck
+    from bigmodel.callbacks.sync_stop import SyncStop
+    from bigmodel.loggers import tracking
+    from bigmodel.utils.batch import apply_batch_plan
+    from bigmodel.utils.config import instantiate_group, print_config_tree, subset
+    from bigmodel.utils.run import (
+        check_resume_compatible,
+        checkpointing_kwargs,
+        record_effective_precision,
+        resolve_ckpt_path,
+    )
+
     started = time.time()
     output_dir = Path(cfg.paths.output_dir)
     # before anything is built: sets data.batch_size and trainer.accumulate_grad_batches
@@ -116,6 +121,8 @@ def _fit_and_test(
     ckpt_path: str | None,
     started: float,
 ) -> dict[str, Any]:
+    from bigmodel.utils.run import checkpoint_to_test, write_metrics
+
     output_dir = Path(cfg.paths.output_dir)
 
     metrics: dict[str, Any] = {}
