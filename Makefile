@@ -79,11 +79,16 @@ compare: $(STAMP) ## compare runs: make compare [experiment=mnist_cnn] [runs='lo
 explain: $(STAMP) ## attributions: make explain ckpt_path=FILE inputs=test:8 [method=saliency] [check=true]
 	@$(RUN) bigmodel.explain $(ARGS_WORD) $(OVERRIDES)
 
-test: $(STAMP) ## fast test suite (no `slow` tests)
-	$(PY) -m pytest $(ARGS)
+# pytest-xdist workers: one per core of the 2-core CI machine. --dist loadfile keeps each test file on one
+# worker, so a module-scoped fixture (a trained run, a started server) is built once. TEST_WORKERS=0: one process.
+TEST_WORKERS ?= 2
+XDIST = -n $(TEST_WORKERS) --dist loadfile
+
+test: $(STAMP) ## fast test suite (no `slow` tests), 2 workers (TEST_WORKERS=0: one process)
+	$(PY) -m pytest $(XDIST) $(ARGS)
 
 test-full: $(STAMP) ## full test suite, `slow` tests included
-	$(PY) -m pytest -m "slow or not slow" $(ARGS)
+	$(PY) -m pytest -m "slow or not slow" $(XDIST) $(ARGS)
 
 lint: $(STAMP) ## ruff check + format check
 	$(PY) -m ruff check src tests

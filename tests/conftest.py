@@ -16,6 +16,14 @@ from bigmodel.utils.config import compose_run_config
 from bigmodel.utils.resolvers import PROJECT_ROOT
 from tests.helpers.trained import digits_run  # noqa: F401  (session fixture: one trained default run)
 
+# `make test ARGS=...` exports its command-line variables to every child `make` through MAKEFLAGS: the tests
+# that run `make train` would hand pytest's ARGS to the entry point (`--durations=25` as a Hydra override).
+for _var in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL", "MAKEOVERRIDES"):
+    os.environ.pop(_var, None)
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # `make test` runs one pytest-xdist worker per core: one torch thread each (and in the processes the tests
+    # start), else 2 workers x 2 threads oversubscribe a 2-core machine
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("WANDB_MODE", "offline")
 os.environ.setdefault("WANDB_SILENT", "true")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
