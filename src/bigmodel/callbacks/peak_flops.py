@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import functools
 import time
 
 import torch
@@ -53,17 +54,38 @@ def gpu_peak_flops(gpu: str | float, dtype: str) -> float:
     return table[dtype]
 
 
-def measure_cpu_matmul_flops(n: int = 1024, dtype: torch.dtype = torch.float32, repeats: int = 8) -> float:
-    """Peak FLOP/s of this CPU for dense ``n x n`` matmuls of ``dtype`` with the current thread count:
-    the best of ``repeats`` timed ``torch.mm`` calls (2·n³ FLOPs each), after one warm-up."""
-    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
-    torch.mm(a, b)
+def measure_cpu_matmul_flops(
+    n: int = 1024, dtype: torch.dtype = torch.float32, repeats: int = 8, budget_s: float = 0.5
+) -> float:
+    """Peak FLOP/s of this CPU for dense square matmuls of ``dtype`` with the current thread count: the best
+    of ``repeats`` timed ``torch.mm`` calls (2·n³ FLOPs each), after one warm-up.
+
+    The size grows from 128 by doubling up to ``n`` while ``repeats`` products still fit in ``budget_s``:
+    a CPU without bf16 matrix units multiplies bf16 at under 1 GFLOP/s, where nine 1024² products took about
+    45 s of every bf16 run's start-up; fp32 reaches ``n`` = 1024 in well under a second. The figure is
+    measured once per process for a (dtype, thread count, size) and reused by later runs."""
+    return _measure_cpu_matmul_flops(n, dtype, repeats, budget_s, torch.get_num_threads())
+
+
+@functools.cache
+def _measure_cpu_matmul_flops(
+    n: int, dtype: torch.dtype, repeats: int, budget_s: float, threads: int
+) -> float:
+    size = min(128, n)
+    while True:
+        a, b = torch.randn(size, size, dtype=dtype), torch.randn(size, size, dtype=dtype)
+        t0 = time.perf_counter()
+        torch.mm(a, b)  # the warm-up, and the probe that decides whether to grow
+        took = time.perf_counter() - t0
+        if size >= n or 2 * took * repeats > budget_s:  # the next size costs at least twice as much
+            break
+        size *= 2
     best = float("inf")
     for _ in range(repeats):
         t0 = time.perf_counter()
         torch.mm(a, b)
         best = min(best, time.perf_counter() - t0)
-    return 2.0 * n**3 / best
+    return 2.0 * size**3 / best
 
 
 def peak_flops_per_device(device: torch.device, precision: str) -> float | None:
