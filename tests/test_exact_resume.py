@@ -84,6 +84,7 @@ def test_digits_kill_9_and_resume_is_exact(tmp_path, kill_step):
     _kill_and_resume(tmp_path, DIGITS, kill_step)
 
 
+@pytest.mark.slow  # 3 LM processes, ~100 s of CPU; the fast suite keeps the digits kill in epoch 1 above
 def test_shakespeare_kill_9_and_resume_is_exact(tmp_path, shared_data):
     """The random-window LM sampler (with replacement), dropout on, a kill after the epoch boundary: the
     resume starts from the checkpoint of the epoch's last batch."""
