@@ -16,9 +16,9 @@ from bigmodel.utils.config import compose_run_config
 from bigmodel.utils.resolvers import PROJECT_ROOT
 from tests.helpers.trained import digits_run  # noqa: F401  (session fixture: one trained default run)
 
-# `make test ARGS=...` exports its command-line variables to every child `make` through MAKEFLAGS: the tests
-# that run `make train` would hand pytest's ARGS to the entry point (`--durations=25` as a Hydra override).
-for _var in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL", "MAKEOVERRIDES"):
+# `make test ARGS=...` exports its command-line variables (ARGS itself, and MAKEFLAGS) to everything it starts:
+# the tests that run `make train` would hand pytest's ARGS to the entry point (`--durations=25` as an override).
+for _var in ("ARGS", "TEST_WORKERS", "MAKEFLAGS", "MFLAGS", "MAKELEVEL", "MAKEOVERRIDES"):
     os.environ.pop(_var, None)
 if os.environ.get("PYTEST_XDIST_WORKER"):
     # `make test` runs one pytest-xdist worker per core: one torch thread each (and in the processes the tests
