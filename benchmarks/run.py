@@ -182,7 +182,11 @@ def _inference_rows(res: dict, args, only: set[str], log_dir) -> None:
 
     ckpts = _inference_ckpts(args)
     if "f" in only:
+        from benchmarks.generation import generation
+
         res["inference"] = [inf.speed(n, p, args.threads, args.quick) for n, p in ckpts.items()]
+        # a language model needs no checkpoint here: tokens/s do not depend on the weights
+        res["generation"] = generation(_lm_cfg("gpt_nano", 256)["net"], args.threads, args.quick)
     image_ckpt = next((p for n, p in ckpts.items() if "mnist" in n or "digits" in n), None)
     if "g" in only and image_ckpt:
         import gzip
@@ -252,6 +256,15 @@ def table(res: dict) -> Table:
             f"{r['compile_b64_samples_per_s']:,.0f} / {r['onnxruntime_b64_samples_per_s']:,.0f} samples/s",
             f"ORT {r['ort_vs_eager_b1']:.2f}x eager at batch 1",
             ">= 1.5x",
+        )
+    if "generation" in res:
+        g = res["generation"]
+        t.add_row(
+            f"(f) CPU generation gpt_nano, {g['block_size']}-token window",
+            f"eager {g['eager_tokens_per_s']:,.0f} / compile {g['compile_tokens_per_s']:,.0f} / ORT "
+            f"{g['onnxruntime_tokens_per_s']:,.0f} tokens/s (same tokens: {g['same_tokens']})",
+            f"ORT {g['ort_vs_eager']:.2f}x, compile {g['compile_vs_eager']:.2f}x eager",
+            "",
         )
     if "serving" in res:
         s = res["serving"]
