@@ -110,8 +110,12 @@ def export(cfg: DictConfig) -> dict[str, Any]:
     path = resolve(cfg.get("ckpt_path"), cfg.paths.log_dir, cfg.get("experiment_name"), "export")
     loaded = load_model(path)
     if loaded.kind == "lm":
+        # generation is a Python loop (window crop, sampling, tokenizer) around the net; predict/serve run it
+        # with backend=torch, so a logits-only graph would be one nothing here can use (README: export)
         raise ConfigError(
-            "bigmodel.export exports classifiers; a language model generates with bigmodel.generate."
+            f"bigmodel.export exports classifiers; {loaded.describe()} generates text in a sampling loop "
+            "around the net, which predict/serve run with backend=torch. Use bigmodel.generate or "
+            "`make predict backend=torch`; the bench row (f) gpt_nano measures an ONNX fixed-window net."
         )
     graph = InferenceGraph(loaded).eval()
     example = loaded.pre.example(2)
