@@ -162,8 +162,8 @@ def _in_process(ckpt: str, data: bytes, requests: int, threads: int) -> tuple[fl
     return n / (time.perf_counter() - t0), (time.process_time() - c0) * 1000 / n
 
 
-# side by side in one run: the shipped defaults (configs/serve.yaml), and LitServe's Manager-queue responses
-SERVE_VARIANTS = {"defaults": [], "fast_queue=false": ["fast_queue=false"]}
+# side by side in one run: the shipped defaults (configs/serve.yaml), and ZeroMQ responses
+SERVE_VARIANTS = {"defaults": [], "fast_queue=true": ["fast_queue=true"]}
 
 
 def serving(ckpt: str, image: Path, requests: int = 2000, clients: int = 16, threads: int = 1,
