@@ -68,8 +68,16 @@ def tradeoff(
     train_batches: int | None = None,
     epochs: int = 3,
     student_epochs: int = 10,
+    work_dir: str | None = None,
 ) -> dict:
-    tmp = Path(tempfile.mkdtemp(prefix="bench_compress_"))
+    """The rows above; ``work_dir`` (default: a new temporary folder) keeps the runs, and the models already
+    trained there (``<work_dir>/<row>/checkpoints/last.ckpt``) are reused, so an interrupted run resumes."""
+    tmp = Path(work_dir or tempfile.mkdtemp(prefix="bench_compress_"))
+
+    def train_or_reuse(name: str, overrides: list[str]) -> str:
+        done = tmp / name / "checkpoints" / "last.ckpt"
+        return str(done) if done.is_file() else train(_cfg(tmp, name, overrides))["last_ckpt_path"]
+
     common = [
         f"paths.data_dir={data_dir}",
         *QUIET,
@@ -78,7 +86,7 @@ def tradeoff(
     ]
     if train_batches:
         common.append(f"+trainer.limit_train_batches={train_batches}")
-    teacher = train(_cfg(tmp, "teacher", common))["last_ckpt_path"]
+    teacher = train_or_reuse("teacher", common)
     student = [
         *common,
         f"model.net.channels={STUDENT.get(experiment, '[8,16]')}",
