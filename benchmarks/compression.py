@@ -16,7 +16,7 @@ import torch
 from hydra.core.global_hydra import GlobalHydra
 
 from bigmodel.compress import compress
-from bigmodel.compression.measure import speed, state_dict_bytes, test_metrics
+from bigmodel.compression.measure import model_batches, speed, state_dict_bytes, test_metrics
 from bigmodel.compression.pruning import count_parameters
 from bigmodel.inference.loader import load_model
 from bigmodel.train import train
@@ -119,11 +119,7 @@ def tradeoff(
     dm = hydra.utils.instantiate(cfg.data)
     dm.prepare_data()
     dm.setup("test")
-    batches = []
-    for b in dm.test_dataloader():
-        batches.append(b)
-        if sum(len(x[0]) for x in batches) >= 64:
-            break
+    batches = model_batches(dm, 64)
     rows = _rows(ckpts, dm, batches, threads)
     GlobalHydra.instance().clear()
     return {
