@@ -93,10 +93,8 @@ def tradeoff(
         "model=distillation",
         f"trainer.max_epochs={student_epochs}",
     ]
-    distilled = train(_cfg(tmp, "distilled", [*student, f"model.teacher_ckpt={teacher}"]))["last_ckpt_path"]
-    plain = train(_cfg(tmp, "plain", [*student, "model.alpha=0", "model.teacher_ckpt=null"]))[
-        "last_ckpt_path"
-    ]
+    distilled = train_or_reuse("distilled", [*student, f"model.teacher_ckpt={teacher}"])
+    plain = train_or_reuse("plain", [*student, "model.alpha=0", "model.teacher_ckpt=null"])
 
     ckpts = {"fp32 (teacher)": teacher}
     base = [f"paths.data_dir={data_dir}", f"ckpt_path={teacher}", "evaluate=false", "batch_sizes=[]"]
