@@ -61,7 +61,13 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     trainer: L.Trainer = hydra.utils.instantiate(cfg.trainer, logger=loggers or False)
     # Training-only callbacks (checkpointing, early stopping) are deliberately absent here.
     warnings.filterwarnings("ignore", message="Be aware that when using `ckpt_path`")
-    trainer.test(model=model, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
+    if checkpoint.get("compression"):
+        # restored here from the copy already read: Lightning re-reads `ckpt_path` with a callable
+        # map_location, which torch.load refuses for tensor subclasses (torchao's int8_weight_only)
+        _restore(model, datamodule, checkpoint)
+        trainer.test(model=model, datamodule=datamodule)
+    else:
+        trainer.test(model=model, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
 
     metrics: dict[str, Any] = dict(trainer.callback_metrics)
     metrics.update(
@@ -73,6 +79,16 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     write_metrics(output_dir / "metrics.json", metrics)
     log.info("Run outputs: %s", output_dir)
     return metrics
+
+
+def _restore(model: L.LightningModule, datamodule: L.LightningDataModule, checkpoint: dict) -> None:
+    """What ``trainer.test(ckpt_path=...)`` restores for a model: its weights, its own checkpoint hook
+    (class names, tokenizer) and the datamodule's state (its tokenizer / splits), if it saved one."""
+    model.load_state_dict(checkpoint["state_dict"])
+    model.on_load_checkpoint(checkpoint)
+    state = checkpoint.get(type(datamodule).__qualname__)
+    if state is not None:
+        datamodule.load_state_dict(state)
 
 
 def _use_training_data_dir(cfg: DictConfig, train_data_dir: str | None) -> None:

@@ -36,6 +36,8 @@ class LoadedModel:
         ckpt_path: the resolved checkpoint file.
         experiment: the training run's ``task_name`` (e.g. ``mnist_cnn``), or None.
         run_config: the checkpoint's stored run config (``data``, ``model``, ``seed``, ``task_name``).
+        compression: the ``bigmodel.compress`` spec of a compressed checkpoint (``{"method", "backend",
+            ...}``), or None for a checkpoint as trained.
     """
 
     module: LightningModule
@@ -44,6 +46,7 @@ class LoadedModel:
     ckpt_path: str
     experiment: str | None
     run_config: dict[str, Any] = field(default_factory=dict)
+    compression: dict[str, Any] | None = None
 
     @property
     def kind(self) -> str:
@@ -107,7 +110,7 @@ def load_model(path: str | Path) -> LoadedModel:
     if pre.kind != "lm" and not names:
         names = [str(i) for i in range(int(hp.get("num_classes") or 0))]
     log.info("Loaded %s from %s", pre.kind, path)
-    return LoadedModel(module, pre, names, path, run_cfg.get("task_name"), run_cfg)
+    return LoadedModel(module, pre, names, path, run_cfg.get("task_name"), run_cfg, ckpt.get("compression"))
 
 
 def torch_threads(n: int | None) -> None:
