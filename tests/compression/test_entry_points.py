@@ -133,7 +133,16 @@ def test_int8_dynamic_export_is_exit_2_with_the_message(tmp_path, compressed):
 
 def test_make_compress_passes_its_overrides():
     out = subprocess.run(
-        ["make", "-n", "-o", ".venv/.installed", "compress", "ckpt_path=/x.ckpt", "method=prune", "amount=0.3"],
+        [
+            "make",
+            "-n",
+            "-o",
+            ".venv/.installed",
+            "compress",
+            "ckpt_path=/x.ckpt",
+            "method=prune",
+            "amount=0.3",
+        ],
         cwd=PROJECT_ROOT,
         capture_output=True,
         text=True,
@@ -161,7 +170,15 @@ def test_make_compress_then_make_serve_answers(tmp_path, digits_mlp_ckpt, digit_
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     log = open(tmp_path / "serve.log", "w")
-    cmd = ["make", "-o", ".venv/.installed", "serve", f"ckpt_path={out}", f"port={port}", f"paths.log_dir={tmp_path}"]
+    cmd = [
+        "make",
+        "-o",
+        ".venv/.installed",
+        "serve",
+        f"ckpt_path={out}",
+        f"port={port}",
+        f"paths.log_dir={tmp_path}",
+    ]
     proc = subprocess.Popen(cmd, cwd=PROJECT_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
                             start_new_session=True)  # fmt: skip
     try:
