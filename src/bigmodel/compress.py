@@ -72,6 +72,8 @@ def _datamodule(cfg: DictConfig, run_cfg: dict[str, Any]) -> L.LightningDataModu
         cfg.paths.data_dir = train_dir
     with open_dict(cfg):
         cfg.data = OmegaConf.merge(run_cfg["data"], cfg.get("data") or {})
+        # the data config may point into the model's (sst2_minilm: the tokenizer is the net's folder)
+        cfg.model = run_cfg["model"]
         cfg.seed = run_cfg.get("seed", cfg.get("seed"))
     return hydra.utils.instantiate(cfg.data)
 

@@ -64,7 +64,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     if checkpoint.get("compression"):
         # restored here from the copy already read: Lightning re-reads `ckpt_path` with a callable
         # map_location, which torch.load refuses for tensor subclasses (torchao's int8_weight_only)
-        _restore(model, datamodule, checkpoint)
+        _restore(model, trainer, checkpoint)
         trainer.test(model=model, datamodule=datamodule)
     else:
         trainer.test(model=model, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
@@ -81,14 +81,25 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     return metrics
 
 
-def _restore(model: L.LightningModule, datamodule: L.LightningDataModule, checkpoint: dict) -> None:
-    """What ``trainer.test(ckpt_path=...)`` restores for a model: its weights, its own checkpoint hook
-    (class names, tokenizer) and the datamodule's state (its tokenizer / splits), if it saved one."""
+def _restore(model: L.LightningModule, trainer: L.Trainer, checkpoint: dict) -> None:
+    """What ``trainer.test(ckpt_path=...)`` restores: the model's weights and its checkpoint hook (class
+    names, tokenizer), and, once the datamodule is set up (Lightning's order), its saved state."""
     model.load_state_dict(checkpoint["state_dict"])
     model.on_load_checkpoint(checkpoint)
-    state = checkpoint.get(type(datamodule).__qualname__)
-    if state is not None:
-        datamodule.load_state_dict(state)
+    trainer.callbacks.append(_DataState(checkpoint))
+
+
+class _DataState(L.Callback):
+    """Loads the datamodule's saved state (its tokenizer) after ``datamodule.setup``, before testing."""
+
+    def __init__(self, checkpoint: dict) -> None:
+        self.checkpoint = checkpoint
+
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        dm = trainer.datamodule
+        state = self.checkpoint.get(type(dm).__qualname__) if dm is not None else None
+        if state is not None:
+            dm.load_state_dict(state)
 
 
 def _use_training_data_dir(cfg: DictConfig, train_data_dir: str | None) -> None:

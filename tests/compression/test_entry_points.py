@@ -196,3 +196,19 @@ def test_make_compress_then_make_serve_answers(tmp_path, digits_mlp_ckpt, digit_
     finally:
         os.killpg(proc.pid, signal.SIGTERM)  # make and the server it started: our own process group
         proc.wait(timeout=60)
+
+
+def test_compress_resolves_a_data_config_that_points_into_the_model(tmp_path):
+    """sst2_minilm's tokenizer path is ``${minilm_path:${model.net.pretrained_path}}``: compress must
+    compose the run's data config with its model config (it failed with InterpolationKeyError)."""
+    metrics = _train(
+        tmp_path / "train", "experiment=digits_mlp", "trainer.max_epochs=1", "data.seed=${model.num_classes}"
+    )
+    report = _run(
+        compress,
+        tmp_path / "c",
+        [f"ckpt_path={metrics['last_ckpt_path']}", "method=fp16", "batch_sizes=[1]", "min_time_s=0.01",
+         f"output_path={tmp_path}/h.ckpt"],
+        "compress",
+    )  # fmt: skip
+    assert report["after"]["test/acc"] == pytest.approx(report["before"]["test/acc"], abs=0.02)
