@@ -76,6 +76,9 @@ def main() -> None:
     ap.add_argument("--serve-requests", type=int, default=2000)
     ap.add_argument("--compress-experiment", default="digits_cnn")
     ap.add_argument("--compress-train-batches", type=int, default=None)
+    # a fine-tuned sst2_minilm checkpoint: int8 dynamic's dev-accuracy drop (else the architecture only)
+    ap.add_argument("--compress-minilm-ckpt", default=None)
+    ap.add_argument("--compress-work-dir", default=None)  # keep (and reuse) the trained models there
     args = ap.parse_args()
     only = set(args.only.split(","))
     q = args.quick
@@ -153,7 +156,12 @@ def main() -> None:
         from benchmarks import compression
 
         res["compression"] = compression.tradeoff(
-            args.data_dir, args.threads, args.compress_experiment, args.compress_train_batches
+            args.data_dir,
+            args.threads,
+            args.compress_experiment,
+            args.compress_train_batches,
+            work_dir=args.compress_work_dir,
+            minilm_ckpt=args.compress_minilm_ckpt,
         )
     res["load_avg_end"] = os.getloadavg()
     res["wall_s"] = time.time() - started

@@ -55,7 +55,14 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     # Training-only callbacks (checkpointing, early stopping) are deliberately absent here. ckpt_path
     # still goes to trainer.test: Lightning restores the DataModule's state (the tokenizer) after setup.
     warnings.filterwarnings("ignore", message="Be aware that when using `ckpt_path`")
-    trainer.test(model=model, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
+    if checkpoint.get("compression"):
+        # no ckpt_path: Lightning re-reads it with a callable map_location, which torch.load refuses for
+        # tensor subclasses (torchao's int8_weight_only). load_module restored the weights and the
+        # checkpoint hook already; the datamodule's state follows once it is set up (Lightning's order).
+        trainer.callbacks.append(_DataState(checkpoint))
+        trainer.test(model=model, datamodule=datamodule)
+    else:
+        trainer.test(model=model, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
 
     metrics: dict[str, Any] = dict(trainer.callback_metrics)
     metrics.update(
@@ -67,6 +74,19 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     write_metrics(output_dir / "metrics.json", metrics)
     log.info("Run outputs: %s", output_dir)
     return metrics
+
+
+class _DataState(L.Callback):
+    """Loads the datamodule's saved state (its tokenizer) after ``datamodule.setup``, before testing."""
+
+    def __init__(self, checkpoint: dict) -> None:
+        self.checkpoint = checkpoint
+
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        dm = trainer.datamodule
+        state = self.checkpoint.get(type(dm).__qualname__) if dm is not None else None
+        if state is not None:
+            dm.load_state_dict(state)
 
 
 def _use_training_data_dir(cfg: DictConfig, train_data_dir: str | None) -> None:

@@ -37,6 +37,8 @@ class LoadedModel:
         ckpt_path: the resolved checkpoint file.
         experiment: the training run's ``task_name`` (e.g. ``mnist_cnn``), or None.
         run_config: the checkpoint's stored run config (``data``, ``model``, ``seed``, ``task_name``).
+        compression: the ``bigmodel.compress`` spec of a compressed checkpoint (``{"method", "backend",
+            ...}``), or None for a checkpoint as trained.
     """
 
     module: LightningModule
@@ -45,6 +47,7 @@ class LoadedModel:
     ckpt_path: str
     experiment: str | None
     run_config: dict[str, Any] = field(default_factory=dict)
+    compression: dict[str, Any] | None = None
 
     @property
     def kind(self) -> str:
@@ -143,7 +146,7 @@ def load_model(path: str | Path, kinds: tuple[str, ...] | None = None, entry: st
     names = getattr(module, "class_names", None)
     if pre.kind != "lm" and not names:
         names = [str(i) for i in range(int(hp.get("num_classes") or 0))]
-    loaded = LoadedModel(module, pre, names, path, run_cfg.get("task_name"), run_cfg)
+    loaded = LoadedModel(module, pre, names, path, run_cfg.get("task_name"), run_cfg, ckpt.get("compression"))
     if kinds and pre.kind not in kinds:
         takes = " or ".join({"lm": "language"}.get(k, k) for k in kinds)
         raise ConfigError(f"bigmodel.{entry} takes {takes} models, but ckpt_path is {loaded.describe()}.")
