@@ -56,7 +56,7 @@ predict: $(STAMP) ## predict new files: make predict ckpt_path=last experiment_n
 	@$(RUN) bigmodel.predict $(ARGS_WORD) $(OVERRIDES)
 
 compress: $(STAMP) ## quantize / prune a checkpoint + report: make compress ckpt_path=... method=int8_dynamic|int8_weight_only|fp16|bf16|prune [amount=0.5]
-	@$(OVERRIDES); $(PY) -m bigmodel.compress $(ARGS) "$$@"
+	@$(RUN) bigmodel.compress $(ARGS_WORD) $(OVERRIDES)
 
 export: $(STAMP) ## export to ONNX / torch.export, verified: make export ckpt_path=... format=onnx|pt2
 	@$(RUN) bigmodel.export $(ARGS_WORD) $(OVERRIDES)

@@ -26,7 +26,13 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from bigmodel.compression import pruning
-from bigmodel.compression.measure import linear_weight_bytes, speed, state_dict_bytes, test_metrics
+from bigmodel.compression.measure import (
+    linear_weight_bytes,
+    model_batches,
+    speed,
+    state_dict_bytes,
+    test_metrics,
+)
 from bigmodel.compression.quantize import METHODS, apply_method
 from bigmodel.inference.loader import load_model, resolve, torch_threads
 from bigmodel.utils.cli import entry_point
@@ -66,6 +72,8 @@ def _datamodule(cfg: DictConfig, run_cfg: dict[str, Any]) -> L.LightningDataModu
         cfg.paths.data_dir = train_dir
     with open_dict(cfg):
         cfg.data = OmegaConf.merge(run_cfg["data"], cfg.get("data") or {})
+        # the data config may point into the model's (sst2_minilm: the tokenizer is the net's folder)
+        cfg.model = run_cfg["model"]
         cfg.seed = run_cfg.get("seed", cfg.get("seed"))
     return hydra.utils.instantiate(cfg.data)
 
@@ -139,7 +147,7 @@ def compress(cfg: DictConfig) -> dict[str, Any]:
         dm.prepare_data()
         dm.setup("test")
         if cfg.batch_sizes:
-            batches = list(_take(dm.test_dataloader(), max(cfg.batch_sizes)))
+            batches = model_batches(dm, max(cfg.batch_sizes))
 
     model = copy.deepcopy(original)
     if cfg.method == "prune":
@@ -187,15 +195,6 @@ def compress(cfg: DictConfig) -> dict[str, Any]:
     _print_table(report)
     log.info("Compressed checkpoint: %s (report %s)", out_path, output_dir / "report.json")
     return report
-
-
-def _take(loader, n: int):
-    seen = 0
-    for batch in loader:
-        yield batch
-        seen += len(batch[0])
-        if seen >= n:
-            return
 
 
 @torch.inference_mode()

@@ -17,11 +17,10 @@ import lightning as L
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from bigmodel.compression.quantize import prepare_for_checkpoint
+from bigmodel.inference.loader import load_module, read_bigmodel_checkpoint, resolve
 from bigmodel.utils.cli import entry_point
 from bigmodel.utils.config import instantiate_group, print_config_tree
-from bigmodel.utils.errors import ConfigError
-from bigmodel.utils.run import load_checkpoint, resolve_ckpt_path, write_metrics
+from bigmodel.utils.run import write_metrics
 
 log = logging.getLogger(__name__)
 
@@ -33,18 +32,12 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         ConfigError: no ``ckpt_path``, a missing file, or a checkpoint not written by ``bigmodel.train``.
     """
     started = time.time()
-    if not cfg.get("ckpt_path"):
-        raise ConfigError(
-            "bigmodel.eval needs a checkpoint: pass ckpt_path=<file.ckpt> (or ckpt_path=last or ckpt_path=best, with experiment_name=NAME)."
-        )
-    ckpt_path = resolve_ckpt_path(cfg.ckpt_path, cfg.paths.log_dir, cfg.get("experiment_name") or "")
-    checkpoint = load_checkpoint(ckpt_path)
-    if "bigmodel" not in checkpoint:
-        raise ConfigError(
-            f"{ckpt_path} was not written by bigmodel.train: it has no 'bigmodel' config entry."
-        )
+    ckpt_path = resolve(cfg.get("ckpt_path"), cfg.paths.log_dir, cfg.get("experiment_name"), "eval")
+    checkpoint = read_bigmodel_checkpoint(ckpt_path)
     run_cfg = checkpoint["bigmodel"]["config"]
     _use_training_data_dir(cfg, run_cfg.get("data_dir"))
+    given = cfg.get("model")  # the user's `model.*` overrides, applied on the checkpoint's hyper-parameters
+    model_overrides = OmegaConf.to_container(given, resolve=True) if OmegaConf.is_config(given) else {}
     with open_dict(cfg):
         cfg.data = OmegaConf.merge(run_cfg["data"], cfg.get("data") or {})
         cfg.model = OmegaConf.merge(run_cfg["model"], cfg.get("model") or {})
@@ -55,13 +48,21 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     L.seed_everything(cfg.seed, workers=True)
 
     datamodule: L.LightningDataModule = hydra.utils.instantiate(cfg.data)
-    model: L.LightningModule = hydra.utils.instantiate(cfg.model, _recursive_=False)
-    prepare_for_checkpoint(model, checkpoint)  # a `bigmodel.compress` output loads into the same layers
+    # the shared inference loader (a `bigmodel.compress` output included); `model.*` overrides apply on top
+    model: L.LightningModule = load_module(ckpt_path, checkpoint, model_overrides)
     loggers = instantiate_group(cfg.get("logger"), "logger")
     trainer: L.Trainer = hydra.utils.instantiate(cfg.trainer, logger=loggers or False)
-    # Training-only callbacks (checkpointing, early stopping) are deliberately absent here.
+    # Training-only callbacks (checkpointing, early stopping) are deliberately absent here. ckpt_path
+    # still goes to trainer.test: Lightning restores the DataModule's state (the tokenizer) after setup.
     warnings.filterwarnings("ignore", message="Be aware that when using `ckpt_path`")
-    trainer.test(model=model, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
+    if checkpoint.get("compression"):
+        # no ckpt_path: Lightning re-reads it with a callable map_location, which torch.load refuses for
+        # tensor subclasses (torchao's int8_weight_only). load_module restored the weights and the
+        # checkpoint hook already; the datamodule's state follows once it is set up (Lightning's order).
+        trainer.callbacks.append(_DataState(checkpoint))
+        trainer.test(model=model, datamodule=datamodule)
+    else:
+        trainer.test(model=model, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
 
     metrics: dict[str, Any] = dict(trainer.callback_metrics)
     metrics.update(
@@ -73,6 +74,19 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     write_metrics(output_dir / "metrics.json", metrics)
     log.info("Run outputs: %s", output_dir)
     return metrics
+
+
+class _DataState(L.Callback):
+    """Loads the datamodule's saved state (its tokenizer) after ``datamodule.setup``, before testing."""
+
+    def __init__(self, checkpoint: dict) -> None:
+        self.checkpoint = checkpoint
+
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        dm = trainer.datamodule
+        state = self.checkpoint.get(type(dm).__qualname__) if dm is not None else None
+        if state is not None:
+            dm.load_state_dict(state)
 
 
 def _use_training_data_dir(cfg: DictConfig, train_data_dir: str | None) -> None:

@@ -24,13 +24,12 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from bigmodel.attribution import render
-from bigmodel.attribution.explainer import Explainer, image_baseline
+from bigmodel.attribution.explainer import Explainer
 from bigmodel.attribution.faithfulness import deletion_test, randomization_check
 from bigmodel.attribution.inputs import Loaded, load, read_inputs, split_samples
 from bigmodel.attribution.methods import check_method, resolve_target
 from bigmodel.reports import html as H
 from bigmodel.utils.cli import entry_point
-from bigmodel.utils.errors import ConfigError
 from bigmodel.utils.io import atomic_write
 
 log = logging.getLogger(__name__)
@@ -44,7 +43,9 @@ def stack(zs: list[torch.Tensor], pad: float | int = 0) -> torch.Tensor:
 
 def make_explainer(loaded: Loaded, method: str, example: torch.Tensor) -> Explainer:
     """The :class:`Explainer` of a loaded model (images get the normalised black image as baseline)."""
-    base = image_baseline(loaded.datamodule, example) if loaded.modality == "image" else None
+    base = None
+    if loaded.modality == "image":  # black, through the same normalisation as every input
+        base = loaded.batch(torch.zeros(example.shape[1:], dtype=torch.uint8))
     return Explainer(loaded.module, loaded.modality, check_method(method), base)
 
 
@@ -58,8 +59,6 @@ def explain(cfg: DictConfig) -> dict[str, Any]:
     """
     torch.manual_seed(int(cfg.seed))
     check_method(str(cfg.method))
-    if not cfg.get("ckpt_path"):
-        raise ConfigError("explain needs ckpt_path=<file.ckpt> (or ckpt_path=last experiment_name=NAME).")
     loaded = load(
         str(cfg.ckpt_path),
         cfg.paths.log_dir,
@@ -120,7 +119,7 @@ def _explain_one(ex: Explainer, loaded: Loaded, s, i: int, target: Any, out: Pat
     if ex.modality == "text":
         ids = z[0]
         real = ids != int(getattr(loaded.module.net, "pad_id", 0))
-        tokens = [loaded.datamodule.tokenizer.decode([int(t)]) for t in ids[real]]
+        tokens = [loaded.model.pre.tokenizer.decode([int(t)]) for t in ids[real]]
         scores = [float(v) for v in attr[0][real]]
         page, table = render.write_token_files(tokens, scores, title, stem)
         item.update(html=page.name, csv=table.name, tokens=tokens, scores=scores)

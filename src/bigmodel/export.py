@@ -35,6 +35,38 @@ from bigmodel.utils.io import atomic_write
 
 log = logging.getLogger(__name__)
 FORMATS = ("onnx", "pt2")
+# verification tolerance of a half-precision checkpoint: ONNX Runtime and eager PyTorch round fp16 sums in a
+# different order (digits_mlp: 1e-3 apart, fp16 eps 9.8e-4); argmax agreement is still required in full
+HALF_ATOL = 1e-2
+
+
+def check_compressed(loaded: LoadedModel, fmt: str) -> float | None:
+    """Refuse the ``bigmodel.compress`` outputs a format cannot hold; return the verification tolerance
+    a half-precision checkpoint needs (None: ``atol`` as given).
+
+    Raises:
+        ConfigError: ``int8_dynamic`` (torch.ao's packed int8 Linear is opaque to torch.export, hence to
+            both formats) or ``bf16`` with ``format=onnx`` (ONNX Runtime has no bf16 CPU kernels); the
+            message names the method and what to do instead.
+    """
+    spec = loaded.compression or {}
+    method = spec.get("method")
+    source = spec.get("source_ckpt") or "the source checkpoint"
+    if method == "int8_dynamic" and spec.get("backend") in (None, "torch_ao"):
+        raise ConfigError(
+            f"{loaded.ckpt_path} is compressed with method=int8_dynamic (torch.ao dynamic-quantized Linear "
+            f"layers, whose packed int8 weights torch.export cannot capture), so format={fmt} cannot hold it. "
+            f"Export the fp32 checkpoint (ckpt_path={source}) and quantize the .onnx with "
+            "onnxruntime.quantization.quantize_dynamic, or compress with method=int8_weight_only (exports to "
+            "onnx and pt2); eval / predict / serve take this checkpoint as it is (backend=torch)."
+        )
+    if method == "bf16" and fmt == "onnx":
+        raise ConfigError(
+            f"{loaded.ckpt_path} is compressed with method=bf16 and ONNX Runtime has no bfloat16 CPU kernels "
+            "(Gemm/Conv), so the exported model could not run. Use format=pt2, or compress with method=fp16 "
+            "for ONNX."
+        )
+    return HALF_ATOL if method in ("fp16", "bf16") else None
 
 
 def _test_split_batches(loaded: LoadedModel, cfg: DictConfig, n: int, batch: int) -> Iterator[torch.Tensor]:
@@ -99,7 +131,8 @@ def export(cfg: DictConfig) -> dict[str, Any]:
     """Export and verify; returns the manifest (also written as ``manifest.json``).
 
     Raises:
-        ConfigError: no/missing checkpoint, an unknown format, a language model (not exported here).
+        ConfigError: no/missing checkpoint, an unknown format, a language model (not exported here), a
+            compressed checkpoint the format cannot hold (:func:`check_compressed`).
         ExportError: an op the exporter rejects (naming op and module), or a failed verification.
     """
     for name in ("onnx_ir", "onnxscript"):  # their pass-by-pass INFO lines drown the run's own log
@@ -110,9 +143,15 @@ def export(cfg: DictConfig) -> dict[str, Any]:
     path = resolve(cfg.get("ckpt_path"), cfg.paths.log_dir, cfg.get("experiment_name"), "export")
     loaded = load_model(path)
     if loaded.kind == "lm":
+        # generation is a Python loop (window crop, sampling, tokenizer) around the net; predict/serve run it
+        # with backend=torch, so a logits-only graph would be one nothing here can use (README: export)
         raise ConfigError(
-            "bigmodel.export exports classifiers; a language model generates with bigmodel.generate."
+            f"bigmodel.export exports classifiers; {loaded.describe()} generates text in a sampling loop "
+            "around the net, which predict/serve run with backend=torch. Use bigmodel.generate or "
+            "`make predict backend=torch`; the bench row (f) gpt_nano measures an ONNX fixed-window net."
         )
+    half_atol = check_compressed(loaded, fmt)
+    atol = max(float(cfg.atol), half_atol) if half_atol else float(cfg.atol)
     graph = InferenceGraph(loaded).eval()
     example = loaded.pre.example(2)
     shapes = dynamic_shapes(loaded.kind, example, getattr(loaded.pre, "max_length", None))
@@ -125,14 +164,14 @@ def export(cfg: DictConfig) -> dict[str, Any]:
         model_file = out_dir / "model.onnx"
         opset = to_onnx(ep, model_file, cfg.get("opset"))
         ort = OnnxRuntimeModule(model_file)
-        check = verify(graph, ort.logits, batches, float(cfg.atol), float(cfg.min_argmax_agree))
+        check = verify(graph, ort.logits, batches, atol, float(cfg.min_argmax_agree))
         check["runtime"] = "onnxruntime"
     else:
         model_file = out_dir / "model.pt2"
         out_dir.mkdir(parents=True, exist_ok=True)
         torch.export.save(ep, str(model_file))
         program = torch.export.load(str(model_file)).module()
-        check = verify(graph, program, batches, float(cfg.atol), float(cfg.min_argmax_agree))
+        check = verify(graph, program, batches, atol, float(cfg.min_argmax_agree))
         check["runtime"] = "torch.export.load(...).module()"
     manifest = {
         "format": fmt,
@@ -142,6 +181,7 @@ def export(cfg: DictConfig) -> dict[str, Any]:
         "inputs": [{"name": "input", "shape": axis_names(loaded.kind, example), "dtype": str(example.dtype).replace("torch.", "")}],
         "outputs": [{"name": "logits", "shape": ["batch", len(loaded.class_names or [])], "dtype": "float32"}],
         "class_names": loaded.class_names,
+        "compression": loaded.compression,
         "preprocessing": loaded.pre.manifest(),
         "outside_graph": "tokenization (text)" if loaded.kind == "text" else "file decoding only",
         "opset": opset,

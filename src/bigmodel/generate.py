@@ -13,34 +13,22 @@ from pathlib import Path
 import torch
 from omegaconf import DictConfig
 
+from bigmodel.inference.loader import load_model, resolve
 from bigmodel.models.language_model import LanguageModelModule
-from bigmodel.tokenizers import tokenizer_from_dict
 from bigmodel.utils.cli import entry_point
 from bigmodel.utils.errors import ConfigError
-from bigmodel.utils.run import load_checkpoint, resolve_ckpt_path
 
 log = logging.getLogger(__name__)
 
 
 def load_language_model(ckpt_path: str | Path, device: str = "cpu") -> LanguageModelModule:
-    """Rebuild a :class:`LanguageModelModule` (net + tokenizer) from a checkpoint, in eval mode.
+    """A :class:`LanguageModelModule` (net + tokenizer) from a checkpoint, in eval mode on ``device``,
+    through the shared inference loader (:func:`bigmodel.inference.loader.load_model`).
 
     Raises:
         ConfigError: the checkpoint is not a language model's, or holds no tokenizer.
     """
-    ckpt = load_checkpoint(ckpt_path)
-    hp = ckpt.get("hyper_parameters", {})
-    if "net" not in hp or "sample" not in hp:
-        raise ConfigError(
-            f"{ckpt_path} is not a language-model checkpoint (no LanguageModelModule hyper-parameters)."
-        )
-    if not ckpt.get("tokenizer"):
-        raise ConfigError(f"{ckpt_path} holds no tokenizer; it was not written by a bigmodel text run.")
-    module = LanguageModelModule(**hp)
-    module.configure_model()
-    module.load_state_dict(ckpt["state_dict"])
-    module.tokenizer = tokenizer_from_dict(ckpt["tokenizer"])
-    return module.to(device).eval()
+    return load_model(ckpt_path, kinds=("lm",), entry="generate").module.to(device)
 
 
 def generate(cfg: DictConfig) -> list[str]:
@@ -50,15 +38,11 @@ def generate(cfg: DictConfig) -> list[str]:
         ConfigError: no/missing checkpoint, ``temperature <= 0``, ``max_new_tokens < 0``, or prompt
             characters outside a char vocabulary (listed).
     """
-    if cfg.get("ckpt_path") in (None, "", "???"):
-        raise ConfigError(
-            "bigmodel.generate needs ckpt_path=<file.ckpt> (or ckpt_path=last or ckpt_path=best, with experiment_name=NAME)."
-        )
     if cfg.temperature <= 0 or cfg.max_new_tokens < 0:
         raise ConfigError(
             f"temperature={cfg.temperature} must be > 0 and max_new_tokens={cfg.max_new_tokens} >= 0."
         )
-    path = resolve_ckpt_path(str(cfg.ckpt_path), cfg.paths.log_dir, cfg.get("experiment_name") or "")
+    path = resolve(cfg.get("ckpt_path"), cfg.paths.log_dir, cfg.get("experiment_name"), "generate")
     device = ("cuda" if torch.cuda.is_available() else "cpu") if cfg.device == "auto" else cfg.device
     module = load_language_model(path, device)
     top_k = int(cfg.top_k) if cfg.get("top_k") else None

@@ -128,6 +128,7 @@ def build_server(cfg: DictConfig, ckpt_path: str) -> ls.LitServer:
         workers_per_device=int(cfg.workers), timeout=float(cfg.timeout_s),
         middlewares=[(RequestGate, {"path": "/predict", "max_body_bytes": int(cfg.max_body_bytes)})],
         model_metadata={"checkpoint": ckpt_path, "backend": str(cfg.backend)},
+        fast_queue=bool(cfg.fast_queue),
     )  # fmt: skip
     server.app.add_exception_handler(StarletteHTTPException, http_exception_handler)
     return server

@@ -23,6 +23,6 @@ def test_console_scripts_and_make_targets_exist():
 
     pyproject = (PROJECT_ROOT / "pyproject.toml").read_text()
     makefile = (PROJECT_ROOT / "Makefile").read_text()
-    for name in ("predict", "export", "serve"):
+    for name in ("predict", "export", "serve", "compress"):
         assert f'bigmodel-{name} = "bigmodel.{name}:main"' in pyproject
         assert f"\n{name}: $(STAMP)" in makefile and f" bigmodel.{name} " in makefile

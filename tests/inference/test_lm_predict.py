@@ -3,6 +3,7 @@ shared loader from a checkpoint saved with its tokenizer (no corpus needed)."""
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from bigmodel.inference.loader import load_model
@@ -35,3 +36,27 @@ def test_lm_predict_step_continues_each_prompt(tmp_path):
     assert len(out) == 2 and all(len(t) == 7 for t in out)
     assert lm.predict_step(prompts, 0) == out  # same seed, same text
     assert lm.predict_step(prompts, 1) != out  # another batch index draws other samples
+
+
+def test_entry_points_share_the_loader_and_refuse_the_wrong_kind(tmp_path, digits_ckpt, make_cfg):
+    """generate / explain / export go through the shared loader, which names the checkpoint's kind."""
+    from bigmodel.attribution.inputs import load
+    from bigmodel.export import export
+    from bigmodel.generate import load_language_model
+    from bigmodel.utils.errors import ConfigError
+
+    lm_path = _tiny_lm_ckpt(tmp_path / "lm.ckpt")
+    lm = load_language_model(lm_path)
+    assert isinstance(lm, LanguageModelModule) and not lm.training
+    assert lm.generate_text("ROMEO:", 4, seed=1).startswith("ROMEO:")
+    with pytest.raises(ConfigError, match=r"bigmodel.generate takes language models, but .* an image model"):
+        load_language_model(digits_ckpt)
+    with pytest.raises(
+        ConfigError, match=r"bigmodel.explain takes image or audio or text models, .* a language"
+    ):
+        load(str(lm_path), str(tmp_path), None, str(tmp_path), str(tmp_path / "cache"))
+    with pytest.raises(ConfigError, match=r"bigmodel.explain needs a checkpoint: pass ckpt_path="):
+        load("", str(tmp_path), None, str(tmp_path), str(tmp_path / "cache"))
+    cfg = make_cfg([f"ckpt_path={lm_path}", "format=onnx"], config_name="export")
+    with pytest.raises(ConfigError, match=r"exports classifiers; a language model \(tiny_lm"):
+        export(cfg)

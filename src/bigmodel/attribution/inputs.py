@@ -1,16 +1,16 @@
 """The input side of ``bigmodel.explain``: load a checkpoint and turn ``inputs=`` / ``text=`` into
-preprocessed tensors. Everything else in :mod:`bigmodel.attribution` takes what this returns, so this one
-file is what moves to the shared inference loader (``bigmodel.inference``, issue #12) when it lands.
+preprocessed tensors. Everything else in :mod:`bigmodel.attribution` takes what this returns.
 
-The model comes from the checkpoint alone (``ClassificationModule.load_from_checkpoint``), the eval
-preprocessing from the run config stored in it (``checkpoint["bigmodel"]["config"]["data"]``): the same
-DataModule is built (never set up unless ``inputs=test:N``/``val:N`` asks for its split) and its eval
-transform, normalisation, clip length or tokenizer (restored from the checkpoint) applied.
+The model and its eval preprocessing come from the shared inference loader
+(:func:`bigmodel.inference.loader.load_model`, the one ``predict``/``serve``/``export`` use): files and
+texts go through the same :class:`~bigmodel.inference.preprocess.Preprocessor` (decode, eval transform,
+clip length, tokenizer from the checkpoint) and its adapter (normalisation). Only ``inputs=test:N`` /
+``val:N`` builds the run's DataModule (from the run config stored in the checkpoint), to read that split.
 """
 
 from __future__ import annotations
 
-import glob
+import functools
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,19 +21,13 @@ import torch
 from lightning import LightningDataModule
 from omegaconf import OmegaConf
 
+from bigmodel.inference import inputs as input_items
+from bigmodel.inference.loader import LoadedModel, load_model, resolve
+from bigmodel.inference.preprocess import InputError
 from bigmodel.utils.errors import ConfigError
-from bigmodel.utils.run import load_checkpoint, resolve_ckpt_path
 
 log = logging.getLogger(__name__)
 
-IMAGE_EXT = {".png", ".jpg", ".jpeg", ".bmp", ".webp"}
-AUDIO_EXT = {".wav", ".flac", ".ogg", ".mp3"}
-TEXT_EXT = {".txt"}
-KIND_OF_EXT = {
-    **{e: "image" for e in IMAGE_EXT},
-    **{e: "audio" for e in AUDIO_EXT},
-    **{e: "text" for e in TEXT_EXT},
-}
 WHAT = {
     "image": "image files (.png, .jpg, ...)",
     "audio": "audio files (.wav, .flac, ...)",
@@ -43,15 +37,58 @@ WHAT = {
 
 @dataclass
 class Loaded:
-    """A model ready for attribution: ``module`` (eval mode, CPU), its ``modality`` (image | audio | text),
-    ``class_names``, and the run's DataModule (``datamodule``) for preprocessing."""
+    """A model ready for attribution: ``model`` (the shared loader's :class:`LoadedModel`: module in eval
+    mode on the CPU, preprocessing, class names), and where the run's data lie (``data_dir``,
+    ``cache_dir``) for ``test:N``/``val:N`` inputs."""
 
-    module: Any
-    modality: str
-    class_names: list[str]
-    datamodule: LightningDataModule
-    ckpt_path: str
-    experiment: str
+    model: LoadedModel
+    data_dir: str
+    cache_dir: str
+
+    @property
+    def module(self) -> Any:
+        return self.model.module
+
+    @property
+    def modality(self) -> str:
+        return self.model.kind
+
+    @property
+    def class_names(self) -> list[str]:
+        return [str(n) for n in self.model.class_names or []]
+
+    @property
+    def ckpt_path(self) -> str:
+        return self.model.ckpt_path
+
+    @property
+    def experiment(self) -> str:
+        return self.model.experiment or ""
+
+    @functools.cached_property
+    def datamodule(self) -> LightningDataModule:
+        """The run's DataModule (not set up), its state (tokenizer) restored from the checkpoint. The
+        stored data config is unresolved (``${paths.data_dir}``, ``${seed}``): it is resolved against the
+        training run's data directory when it exists here, else ``data_dir``."""
+        from bigmodel.utils.run import load_checkpoint
+
+        run_cfg = self.model.run_config
+        train_dir = run_cfg.get("data_dir")
+        paths = {
+            "data_dir": train_dir if train_dir and Path(train_dir).is_dir() else self.data_dir,
+            "cache_dir": self.cache_dir,
+        }
+        cfg = OmegaConf.create({"paths": paths, "seed": run_cfg.get("seed", 0), "data": run_cfg["data"]})
+        dm = hydra.utils.instantiate(cfg.data)
+        state = load_checkpoint(self.ckpt_path, mmap=True).get(type(dm).__qualname__)
+        if state:  # Lightning stores the DataModule's state under its class name
+            dm.load_state_dict(state)
+        return dm
+
+    def batch(self, raw: Any) -> torch.Tensor:
+        """A batch of one raw sample, as ``module(x)`` takes it (through the preprocessor's adapter)."""
+        with torch.no_grad():
+            return self.model.pre.adapter(self.model.pre.collate([raw]))
 
 
 @dataclass
@@ -89,51 +126,16 @@ def modality_of(datamodule: LightningDataModule) -> str:
 
 
 def load(ckpt_path: str, log_dir: str, experiment_name: str | None, data_dir: str, cache_dir: str) -> Loaded:
-    """Resolve ``ckpt_path`` (a file, or ``last`` with ``experiment_name``) and rebuild model + preprocessing.
-    The data are read from the training run's data directory when it exists here, else from ``data_dir``
-    (only ``inputs=test:N`` reads them).
+    """Resolve ``ckpt_path`` (a file, or ``last``/``best`` with ``experiment_name``) and rebuild model +
+    preprocessing with the shared inference loader. The data are read (only for ``inputs=test:N``) from
+    the training run's data directory when it exists here, else from ``data_dir``.
 
     Raises:
         ConfigError: a missing checkpoint, one not written by ``bigmodel.train``, or not a classifier.
     """
-    from bigmodel.models.classification import ClassificationModule
-
-    path = resolve_ckpt_path(ckpt_path, log_dir, experiment_name or "")
-    if path is None:
-        raise ConfigError(
-            "explain needs a checkpoint: ckpt_path=<file.ckpt> (or ckpt_path=last experiment_name=NAME)."
-        )
-    ckpt = load_checkpoint(path)
-    if "bigmodel" not in ckpt:
-        raise ConfigError(f"{path} was not written by bigmodel.train: it has no 'bigmodel' config entry.")
-    run_cfg = ckpt["bigmodel"]["config"]
-    if not str(run_cfg["model"].get("_target_", "")).endswith("ClassificationModule"):
-        raise ConfigError(
-            f"{path} is not a classifier ({run_cfg['model'].get('_target_')}); explain needs one."
-        )
-    # the stored data config is unresolved (``${paths.data_dir}``, ``${seed}``): resolve it against these
-    train_dir = run_cfg.get("data_dir")
-    paths = {
-        "data_dir": train_dir if train_dir and Path(train_dir).is_dir() else data_dir,
-        "cache_dir": cache_dir,
-    }
-    cfg = OmegaConf.create({"paths": paths, "seed": run_cfg.get("seed", 0), "data": run_cfg["data"]})
-    datamodule = hydra.utils.instantiate(cfg.data)
-    for key, state in ckpt.items():  # Lightning stores the DataModule's state under its class name
-        if key == type(datamodule).__qualname__ and state:
-            datamodule.load_state_dict(state)
-    module = ClassificationModule.load_from_checkpoint(path, map_location="cpu", weights_only=True)
-    module.eval()
-    names = module.class_names or list(getattr(datamodule, "classes", None) or [])
-    names = names or [str(i) for i in range(int(module.hparams.num_classes))]
-    return Loaded(
-        module,
-        modality_of(datamodule),
-        [str(n) for n in names],
-        datamodule,
-        path,
-        run_cfg.get("task_name", ""),
-    )
+    path = resolve(ckpt_path, log_dir, experiment_name, "explain")
+    model = load_model(path, kinds=("image", "audio", "text"), entry="explain")
+    return Loaded(model, data_dir, cache_dir)
 
 
 def read_inputs(loaded: Loaded, inputs: str | None, text: Any = None, limit: int = 64) -> list[Sample]:
@@ -157,7 +159,7 @@ def read_inputs(loaded: Loaded, inputs: str | None, text: Any = None, limit: int
         if split in ("test", "val") and (not n or n.isdigit()):
             samples += split_samples(loaded, split, int(n or 8))
         else:
-            samples += [_file_sample(loaded, p) for p in _expand(str(inputs))]
+            samples += _file_samples(loaded, str(inputs))
     if not samples:
         raise ConfigError(
             "explain needs inputs: inputs=test:8 (the first 8 test samples), inputs=<file|folder|glob>, "
@@ -166,50 +168,30 @@ def read_inputs(loaded: Loaded, inputs: str | None, text: Any = None, limit: int
     return samples[:limit]
 
 
-def _expand(spec: str) -> list[Path]:
-    p = Path(spec).expanduser()
-    files = (
-        sorted(q for q in p.rglob("*") if q.is_file()) if p.is_dir() else sorted(map(Path, glob.glob(spec)))
-    )
-    files = [f for f in files if f.suffix.lower() in KIND_OF_EXT]
-    if not files:
-        raise ConfigError(f"inputs={spec} matched no image, audio or .txt file (looked at {p.resolve()}).")
-    return files
+def _file_samples(loaded: Loaded, spec: str) -> list[Sample]:
+    """The samples of ``inputs=<file|folder|glob>``, collected and decoded as ``predict`` does (a .txt
+    file gives one sample per line).
 
-
-def _file_sample(loaded: Loaded, path: Path) -> Sample:
-    kind = KIND_OF_EXT[path.suffix.lower()]
-    if kind != loaded.modality:
-        raise ConfigError(
-            f"inputs: {path} is a {kind} file, but {loaded.ckpt_path} is a {loaded.modality} model "
-            f"({loaded.experiment}); pass {WHAT[loaded.modality]}."
-        )
-    dm = loaded.datamodule
-    if kind == "image":
-        from bigmodel.data.images import load_image
-
-        # DigitsDataModule (8x8 grey, values in [0, 1]) keeps no in_channels/image_size attributes
-        c, size = int(getattr(dm, "in_channels", 1)), int(getattr(dm, "image_size", 8))
-        x = load_image(path, "RGB" if c == 3 else "L", size)
-        if getattr(dm, "eval_transform", None) is not None:
-            x = dm.eval_transform(x)
-        if hasattr(dm, "normalize"):
-            return Sample(path.name, dm.normalize(x.unsqueeze(0)))
-        return Sample(path.name, x.unsqueeze(0).float() / 255)  # digits: already in [0, 1]
-    if kind == "audio":
-        from bigmodel.data.audio_io import decode_audio, fit_clip, seconds_to_samples
-
-        sr = int(dm.sample_rate_hz)
-        wave = decode_audio(path, sr)
-        n = seconds_to_samples(getattr(dm, "clip_s", None), sr)
-        return Sample(path.name, (fit_clip(wave, n, random=False) if n else wave).unsqueeze(0))
-    lines = [s.strip() for s in path.read_text(encoding="utf-8").splitlines() if s.strip()]
-    return _text_sample(loaded, lines[0] if lines else "", path.name)
+    Raises:
+        ConfigError: nothing matched, or a file of another modality than the checkpoint's (naming both).
+    """
+    pre, describe = loaded.model.pre, loaded.model.describe()
+    samples = []
+    for name, source, is_text in input_items.collect(spec, None, pre, describe):
+        try:
+            raw = input_items.load_item((name, source, is_text), pre)
+        except InputError as e:
+            raise ConfigError(f"inputs: {e}; pass {WHAT[loaded.modality]}.") from None
+        text = source if is_text else None
+        samples.append(Sample(Path(name).name, loaded.batch(raw), None, text))
+    return samples
 
 
 def _text_sample(loaded: Loaded, text: str, name: str) -> Sample:
-    x, _ = loaded.datamodule.collate([(text, 0)])
-    return Sample(name, x, None, text)
+    try:
+        return Sample(name, loaded.batch(loaded.model.pre.load_text(text)), None, text)
+    except InputError as e:
+        raise ConfigError(f"text: {e}") from None
 
 
 def split_samples(loaded: Loaded, split: str, n: int) -> list[Sample]:

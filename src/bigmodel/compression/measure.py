@@ -65,6 +65,18 @@ def latency_ms(model: nn.Module, x: Any, min_s: float = 1.0, warmup: int = 3, ma
     return 1000 * statistics.median(times)
 
 
+def model_batches(datamodule: L.LightningDataModule, n: int) -> list[Any]:
+    """The first test batches (at least ``n`` samples) as the model sees them: through the datamodule's
+    ``on_after_batch_transfer`` (e.g. MNIST keeps uint8 images and normalises them per batch there)."""
+    out, seen = [], 0
+    for batch in datamodule.test_dataloader():
+        out.append(datamodule.on_after_batch_transfer(batch, 0))
+        seen += len(batch[0]) if isinstance(batch, list | tuple) else len(batch)
+        if seen >= n:
+            break
+    return out
+
+
 def sample_batch(batches: Iterable[Any], n: int) -> Any:
     """The first ``n`` inputs of a test dataloader, repeated if it has fewer (for a batch-``n`` timing)."""
     xs = []

@@ -16,6 +16,7 @@ from typing import Any
 import hydra
 import torch
 from lightning import LightningModule
+from omegaconf import OmegaConf
 
 from bigmodel.compression.quantize import prepare_for_checkpoint
 from bigmodel.inference.preprocess import Preprocessor, build_preprocessor
@@ -36,6 +37,8 @@ class LoadedModel:
         ckpt_path: the resolved checkpoint file.
         experiment: the training run's ``task_name`` (e.g. ``mnist_cnn``), or None.
         run_config: the checkpoint's stored run config (``data``, ``model``, ``seed``, ``task_name``).
+        compression: the ``bigmodel.compress`` spec of a compressed checkpoint (``{"method", "backend",
+            ...}``), or None for a checkpoint as trained.
     """
 
     module: LightningModule
@@ -44,6 +47,7 @@ class LoadedModel:
     ckpt_path: str
     experiment: str | None
     run_config: dict[str, Any] = field(default_factory=dict)
+    compression: dict[str, Any] | None = None
 
     @property
     def kind(self) -> str:
@@ -65,49 +69,89 @@ def resolve(ckpt_path: str | None, log_dir: str | Path, experiment_name: str | N
     if ckpt_path in (None, "", "???", "null"):
         raise ConfigError(
             f"bigmodel.{entry} needs a checkpoint: pass ckpt_path=<file.ckpt> "
-            "(or ckpt_path=last experiment_name=NAME)."
+            "(or ckpt_path=last or ckpt_path=best, with experiment_name=NAME)."
         )
     return resolve_ckpt_path(str(ckpt_path), log_dir, experiment_name or "")
 
 
-def load_model(path: str | Path) -> LoadedModel:
-    """Rebuild the LightningModule and its eval preprocessing from the checkpoint at ``path``.
+def read_bigmodel_checkpoint(path: str | Path) -> dict[str, Any]:
+    """The checkpoint at ``path`` (``torch.load(weights_only=True)``), checked to be one ``bigmodel.train`` wrote.
 
     Raises:
-        ConfigError: the file is not a checkpoint written by ``bigmodel.train`` (no stored run config),
-            or its model/data kind is not one inference supports.
+        ConfigError: an unreadable file (naming it), or one with no stored ``bigmodel`` run config.
     """
     path = str(path)
     try:
         ckpt = load_checkpoint(path)
-    except Exception as e:  # a truncated file, or a torch.save of arbitrary objects
+    except ConfigError:
+        raise  # already names the file and the fix
+    except Exception as e:  # a torch.save of arbitrary objects
         raise ConfigError(f"Cannot read checkpoint {path}: {type(e).__name__}: {e}") from None
     if not isinstance(ckpt, dict) or "bigmodel" not in ckpt or "hyper_parameters" not in ckpt:
         raise ConfigError(
             f"{path} was not written by bigmodel.train: it has no 'bigmodel' run config. Pass a checkpoint "
             "from logs/<experiment>/runs/<run>/checkpoints/."
         )
-    run_cfg = ckpt["bigmodel"]["config"]
-    target = run_cfg["model"]["_target_"]
+    return ckpt
+
+
+def load_module(
+    path: str | Path, ckpt: dict[str, Any] | None = None, overrides: dict[str, Any] | None = None
+) -> LightningModule:
+    """The LightningModule of the checkpoint at ``path``, rebuilt from its stored hyper-parameters (merged
+    with ``overrides``, e.g. eval's ``model.*``), its weights loaded, in ``eval()`` mode on the CPU. A
+    ``bigmodel.compress`` output gets its quantization / cast re-applied first. ``ckpt``: the already
+    read checkpoint (saves a second read).
+
+    Raises:
+        ConfigError: see :func:`read_bigmodel_checkpoint`; a model class that cannot be imported.
+    """
+    ckpt = ckpt if ckpt is not None else read_bigmodel_checkpoint(path)
+    target = ckpt["bigmodel"]["config"]["model"]["_target_"]
     try:
         cls = hydra.utils.get_class(target)
     except Exception as e:
         raise ConfigError(f"{path}: cannot import its model class {target} ({e}).") from None
     hp = dict(ckpt["hyper_parameters"])
-    hp["compile"] = False  # inference (and export) runs the plain net; compile is a benchmark choice
+    if overrides:
+        hp = OmegaConf.to_container(OmegaConf.merge(hp, overrides), resolve=True)
+    if "compile" in hp:
+        hp["compile"] = False  # inference (and export) runs the plain net; compile is a benchmark choice
     module = cls(**hp)
     if hasattr(module, "configure_model"):
         module.configure_model()  # the LM builds its net here
     prepare_for_checkpoint(module, ckpt)  # a `bigmodel.compress` output: re-apply its quantization / cast
     module.load_state_dict(ckpt["state_dict"])
     module.on_load_checkpoint(ckpt)  # class names / tokenizer
-    module.eval()
+    return module.eval()
+
+
+def load_model(path: str | Path, kinds: tuple[str, ...] | None = None, entry: str = "") -> LoadedModel:
+    """Rebuild the LightningModule and its eval preprocessing from the checkpoint at ``path``.
+
+    Args:
+        kinds: the input kinds the calling entry point takes (``("lm",)`` for generate); None: any.
+        entry: the entry point's name, for the error message.
+
+    Raises:
+        ConfigError: the file is not a checkpoint written by ``bigmodel.train`` (no stored run config),
+            its model/data kind is not one inference supports, or not one of ``kinds``.
+    """
+    path = str(path)
+    ckpt = read_bigmodel_checkpoint(path)
+    run_cfg = ckpt["bigmodel"]["config"]
+    module = load_module(path, ckpt)
     pre = build_preprocessor(run_cfg, ckpt, module)
+    hp = ckpt["hyper_parameters"]
     names = getattr(module, "class_names", None)
     if pre.kind != "lm" and not names:
         names = [str(i) for i in range(int(hp.get("num_classes") or 0))]
+    loaded = LoadedModel(module, pre, names, path, run_cfg.get("task_name"), run_cfg, ckpt.get("compression"))
+    if kinds and pre.kind not in kinds:
+        takes = " or ".join({"lm": "language"}.get(k, k) for k in kinds)
+        raise ConfigError(f"bigmodel.{entry} takes {takes} models, but ckpt_path is {loaded.describe()}.")
     log.info("Loaded %s from %s", pre.kind, path)
-    return LoadedModel(module, pre, names, path, run_cfg.get("task_name"), run_cfg)
+    return loaded
 
 
 def torch_threads(n: int | None) -> None:
