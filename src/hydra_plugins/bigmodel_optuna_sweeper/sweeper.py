@@ -156,7 +156,7 @@ class BigmodelOptunaSweeper(Sweeper):
         assert self.config is not None and self.launcher is not None
         self.sweep_dir.mkdir(parents=True, exist_ok=True)
         OmegaConf.save(self.config, self.sweep_dir / "multirun.yaml")
-        params = [f"{k}={v}" for k, v in (self.params or {}).items()]
+        params = [f"{k}={v}" for k, v in _flat(self.params).items()]
         space = search_space.parse([*params, *arguments])
         self._check_subdir()
         study = self._study()
@@ -237,6 +237,22 @@ class BigmodelOptunaSweeper(Sweeper):
             log.warning(
                 "hydra.sweep.subdir=%s: job folders are looked up as <sweep dir>/<trial number>", subdir
             )
+
+
+def _flat(params: Any, prefix: str = "") -> dict[str, Any]:
+    """``{"model.optimizer.lr": ...}`` from the config as written (``model.optimizer.lr: interval(...)``) or as
+    nested keys (the command line's ``hydra.sweeper.params.model.optimizer.lr=interval(...)``)."""
+    if params is None:
+        return {}
+    if isinstance(params, DictConfig):
+        params = OmegaConf.to_container(params)
+    out: dict[str, Any] = {}
+    for k, v in params.items():
+        if isinstance(v, dict):
+            out.update(_flat(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
 
 
 def _consecutive(trials: Sequence[Any]) -> list[list[Any]]:
