@@ -99,7 +99,9 @@ def test_optuna_sweep_with_failing_trials_completes_the_others(tmp_path):
     study = load_study(sweep)
     by_lr = {t.params["model.optimizer.lr"]: t for t in study.trials}
     assert sorted(t.state.name for t in study.trials) == ["COMPLETE"] * 4 + ["FAIL"] * 2
-    assert by_lr[-1].state.name == "FAIL" and "Invalid learning rate: -1" in by_lr[-1].user_attrs["fail_reason"]
+    assert (
+        by_lr[-1].state.name == "FAIL" and "Invalid learning rate: -1" in by_lr[-1].user_attrs["fail_reason"]
+    )
     nan = by_lr[math.inf]
     assert nan.state.name == "FAIL" and "train/loss=nan" in nan.user_attrs["fail_reason"]
     assert study.best_trial.params["model.optimizer.lr"] in (0.01, 0.003, 0.002, 0.001)
@@ -132,7 +134,9 @@ def test_killed_optuna_sweep_resumes_with_every_trial_once(tmp_path):
         try:
             deadline = time.time() + 300
             while not (sweep / "1" / "metrics.json").exists():  # the 2nd trial has finished its job
-                assert proc.poll() is None and time.time() < deadline, (tmp_path / "first.log").read_text()[-3000:]
+                assert proc.poll() is None and time.time() < deadline, (tmp_path / "first.log").read_text()[
+                    -3000:
+                ]
                 time.sleep(0.05)
         finally:
             os.killpg(proc.pid, signal.SIGKILL)  # the sweep and any loader workers, mid-sweep
@@ -152,3 +156,46 @@ def test_killed_optuna_sweep_resumes_with_every_trial_once(tmp_path):
     relaunched = [int(n) for n in re.findall(r"#(\d+) : ", p.stdout + p.stderr)]
     assert relaunched and min(relaunched) >= 2 and relaunched[-1] == 3
     assert sorted(d.name for d in sweep.iterdir() if d.is_dir() and d.name.isdigit()) == ["0", "1", "2", "3"]
+
+
+PRUNING = """# @package _global_
+defaults:
+  - override /hydra/sweeper: bigmodel_optuna
+optimized_metric: val/loss
+hydra:
+  mode: MULTIRUN
+  sweeper:
+    direction: minimize
+    study_name: pruning
+    n_trials: 2
+    pruner: {_target_: optuna.pruners.MedianPruner, n_startup_trials: 1, n_warmup_steps: 0}
+    params:
+      model.optimizer.lr: tag(log, interval(1e-10, 1))
+"""
+
+
+def test_optuna_sweep_prunes_a_bad_trial_after_its_first_epoch(tmp_path):
+    import optuna
+
+    sweep = tmp_path / "sweep"
+    sweep.mkdir()
+    (tmp_path / "conf" / "hparams_search").mkdir(parents=True)
+    (tmp_path / "conf" / "hparams_search" / "pruning.yaml").write_text(PRUNING)
+    # the two trials, in order (Optuna's enqueue_trial; the sweep resumes this study): a learning one, then one
+    # that cannot learn, whose epoch-0 val/loss is worse than the first trial's
+    study = optuna.create_study(storage=f"sqlite:///{sweep / 'optuna.db'}", study_name="pruning")
+    study.enqueue_trial({"model.optimizer.lr": 0.01})
+    study.enqueue_trial({"model.optimizer.lr": 1e-9})
+    p = run_cli(
+        "bigmodel.train", "-cd", str(tmp_path / "conf"), "hparams_search=pruning", *QUIET,
+        "trainer.max_epochs=2", "+trainer.limit_train_batches=5", "+trainer.limit_val_batches=2", "test=false",
+        "callbacks.early_stopping=null", f"paths.log_dir={tmp_path / 'logs'}", f"hydra.sweep.dir={sweep}",
+        timeout=600,
+    )  # fmt: skip
+    assert p.returncode == 0, p.stderr[-3000:]  # a pruned trial is not a failure
+    first, second = load_study(sweep, "pruning").trials
+    assert first.state.name == "COMPLETE" and sorted(first.intermediate_values) == [0, 1]
+    assert second.state.name == "PRUNED" and list(second.intermediate_values) == [0]
+    m = json.loads((sweep / "1" / "metrics.json").read_text())
+    assert m["status"] == "pruned" and "pruned after epoch 0: val/loss=" in m["error"]
+    assert OmegaConf.load(sweep / "optimization_results.yaml").trials == {"COMPLETE": 1, "PRUNED": 1}

@@ -88,7 +88,7 @@ class BigmodelOptunaSweeper(Sweeper):
         study = optuna.create_study(
             storage=storage, study_name=self.study_name, direction=self.direction, load_if_exists=True
         )
-        n_before = len(study.trials)
+        n_before = _n_started(study)
         sampler_cfg = OmegaConf.to_container(self.sampler_cfg) if self.sampler_cfg is not None else None
         if n_before and isinstance(sampler_cfg, dict) and sampler_cfg.get("seed") is not None:
             # a resumed sweep with the first run's seed would replay its random start-up trials
@@ -161,10 +161,10 @@ class BigmodelOptunaSweeper(Sweeper):
         self._check_subdir()
         study = self._study()
         self._close_stale_trials(study)
-        todo = self.n_trials - len(study.trials)
+        todo = self.n_trials - _n_started(study)  # enqueued (WAITING) trials are still to run
         if todo <= 0:
             log.info("The study already holds %d trial(s) (n_trials=%d): raise hydra.sweeper.n_trials to run more.",
-                     len(study.trials), self.n_trials)  # fmt: skip
+                     _n_started(study), self.n_trials)  # fmt: skip
         prune = self._pruning_possible()
         returns: list[Any] = []
         while todo > 0 and not self._exhausted:
@@ -237,6 +237,17 @@ class BigmodelOptunaSweeper(Sweeper):
             log.warning(
                 "hydra.sweep.subdir=%s: job folders are looked up as <sweep dir>/<trial number>", subdir
             )
+
+
+def _n_started(study: Any) -> int:
+    """Trials that ran or run: all but the enqueued ones (``study.enqueue_trial``), which ``ask`` hands out first."""
+    import optuna
+
+    return len(
+        study.get_trials(
+            deepcopy=False, states=tuple(s for s in optuna.trial.TrialState if s.name != "WAITING")
+        )
+    )
 
 
 def _flat(params: Any, prefix: str = "") -> dict[str, Any]:
