@@ -85,16 +85,19 @@ def test_search_space_from_hydra_grammar():
             "c=range(1, 7, 2)",
             "d=3",
             "c=range(1, 5)",  # the command line's override of the same key wins
+            "~callbacks.early_stopping",  # fixed overrides reach every job exactly as typed
+            "k=${oc.env:HOME}",
         ]
     )
     d = space.distributions
     assert isinstance(d["a"], optuna.distributions.CategoricalDistribution)
     assert d["b"].log and (d["b"].low, d["b"].high) == (1e-4, 1.0)
     assert (d["c"].low, d["c"].high, d["c"].step) == (1, 4, 1)  # stop excluded, as in Python and Hydra
-    assert space.fixed == {"d": "3"}
+    fixed = ["d=3", "~callbacks.early_stopping", "k=${oc.env:HOME}"]
+    assert list(space.fixed.values()) == fixed
     out = space.overrides({"a": "x y", "b": 1e-05, "c": 3})
-    assert out == ["d=3", "a=x\\ y", "b=1e-05", "c=3"]  # quoted back for Hydra's grammar
-    assert space.overrides({"a": "[1,2]", "b": 0.5, "c": 1})[1] == "a=[1,2]"
+    assert out == [*fixed, "a=x\\ y", "b=1e-05", "c=3"]  # quoted back for Hydra's grammar
+    assert space.overrides({"a": "[1,2]", "b": 0.5, "c": 1})[3] == "a=[1,2]"
 
 
 def test_outcomes():
@@ -214,3 +217,14 @@ def test_exhausted_grid_ends_the_sweep(tmp_path):
     sweeper = make_sweeper(tmp_path, good_job, n_trials=5, sampler=sampler, params=params)
     sweeper.sweep([])
     assert sorted(t.params["x"] for t in load(tmp_path).trials) == [0.1, 0.2]
+
+
+def test_params_as_dotted_or_nested_keys():
+    from hydra_plugins.bigmodel_optuna_sweeper.sweeper import _flat
+
+    # the YAML's dotted key, then the command line's nested override of the same key (it wins in parse)
+    params = OmegaConf.create(
+        {"data.batch_size": "choice(32, 64)", "model": {"optimizer": {"lr": "interval(0, 1)"}}}
+    )
+    assert _flat(params) == {"data.batch_size": "choice(32, 64)", "model.optimizer.lr": "interval(0, 1)"}
+    assert _flat(None) == {}

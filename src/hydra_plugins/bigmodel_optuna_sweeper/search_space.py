@@ -21,13 +21,14 @@ from hydra.core.override_parser.types import Override, Transformer
 @dataclass
 class SearchSpace:
     distributions: dict[str, Any] = field(default_factory=dict)  # key -> optuna distribution
-    fixed: dict[str, str] = field(default_factory=dict)  # key -> override value text
+    # key -> the override exactly as typed (re-encoding would break ``~key``, ``${...}`` and quoted values)
+    fixed: dict[str, str] = field(default_factory=dict)
     # key -> the override text of each categorical choice, in order (a string choice "x y" stays quoted)
     choice_text: dict[str, list[str]] = field(default_factory=dict)
 
     def overrides(self, params: dict[str, Any]) -> list[str]:
         """``key=value`` overrides of one trial: its sampled ``params`` plus the fixed values."""
-        out = [f"{k}={v}" for k, v in self.fixed.items()]
+        out = list(self.fixed.values())
         for key, value in params.items():
             if key in self.choice_text:  # the choice's index, by Optuna's own lookup
                 text = self.choice_text[key][self.distributions[key].to_internal_repr(value)]
@@ -50,7 +51,7 @@ def parse(arguments: Iterable[str]) -> SearchSpace:
         for table in (space.distributions, space.fixed, space.choice_text):
             table.pop(key, None)
         if not override.is_sweep_override():
-            space.fixed[key] = override.get_value_element_as_str()
+            space.fixed[key] = override.input_line or f"{key}={override.get_value_element_as_str()}"
             continue
         space.distributions[key], texts = _distribution(override)
         if texts is not None:
