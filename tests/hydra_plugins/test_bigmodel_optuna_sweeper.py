@@ -228,3 +228,14 @@ def test_params_as_dotted_or_nested_keys():
     )
     assert _flat(params) == {"data.batch_size": "choice(32, 64)", "model.optimizer.lr": "interval(0, 1)"}
     assert _flat(None) == {}
+
+
+def test_journal_storage_under_the_sweep_dir(tmp_path):
+    make_sweeper(tmp_path, good_job, n_trials=2, storage="journal").sweep([])
+    make_sweeper(tmp_path, good_job, n_trials=3, storage="journal").sweep([])  # resumed from the journal
+    from optuna.storages.journal import JournalFileBackend
+
+    storage = optuna.storages.JournalStorage(JournalFileBackend(str(tmp_path / "optuna.journal")))
+    study = optuna.load_study(study_name="test", storage=storage)
+    assert [(t.number, t.state.name) for t in study.trials] == [(n, "COMPLETE") for n in range(3)]
+    assert not (tmp_path / "optuna.db").exists()

@@ -128,7 +128,8 @@ class BigmodelOptunaSweeper(Sweeper):
             log.warning("Trial %d (%s) was left %s by a stopped sweep: %s %s",
                         t.number, job_dir, t.state.name, result.state, result.reason)  # fmt: skip
             if result.state == oc.FAIL:
-                # a finished trial's user attributes cannot change: the reason goes on the study
+                # only the process that asked for a trial holds its Trial object (and can set its
+                # attributes), so the reason goes on the study; report.fail_reason reads both
                 study.set_user_attr(f"fail_reason/{t.number}", result.reason)
             self._tell(study, t.number, result)
 
