@@ -187,6 +187,8 @@ def test_resume_continues_numbering_and_closes_stale_trials(tmp_path):
     again = make_sweeper(tmp_path, good_job, n_trials=7)
     again.sweep([])  # the study is complete: nothing to run
     assert again.launcher.launched == [] and len(load(tmp_path).trials) == 7
+    with pytest.raises(ValueError, match="was created to maximize"):
+        make_sweeper(tmp_path, good_job, n_trials=8, direction="minimize").sweep([])
 
 
 def test_an_existing_job_folder_is_never_reused(tmp_path):

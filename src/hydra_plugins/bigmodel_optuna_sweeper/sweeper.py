@@ -88,6 +88,12 @@ class BigmodelOptunaSweeper(Sweeper):
         study = optuna.create_study(
             storage=storage, study_name=self.study_name, direction=self.direction, load_if_exists=True
         )
+        if study.direction.name.lower() != self.direction:
+            raise ValueError(
+                f"hydra.sweeper.direction={self.direction}, but the study {self.study_name!r} in {self.sweep_dir} "
+                f"was created to {study.direction.name.lower()}: keep its direction, or use a new "
+                "hydra.sweeper.study_name / hydra.sweep.dir"
+            )
         n_before = _n_started(study)
         sampler_cfg = OmegaConf.to_container(self.sampler_cfg) if self.sampler_cfg is not None else None
         if n_before and isinstance(sampler_cfg, dict) and sampler_cfg.get("seed") is not None:
@@ -95,14 +101,8 @@ class BigmodelOptunaSweeper(Sweeper):
             sampler_cfg["seed"] = int(sampler_cfg["seed"]) + n_before
         sampler = instantiate(sampler_cfg) if sampler_cfg else None
         pruner = instantiate(self.pruner_cfg) if self.pruner_cfg else optuna.pruners.NopPruner()
-        study = optuna.create_study(
-            storage=storage,
-            study_name=self.study_name,
-            direction=self.direction,
-            sampler=sampler,
-            pruner=pruner,
-            load_if_exists=True,
-        )
+        # the same study, with its sampler and pruner (they live in this process, not in the storage)
+        study = optuna.load_study(storage=storage, study_name=self.study_name, sampler=sampler, pruner=pruner)
         where = storage if isinstance(storage, str) else self.sweep_dir / "optuna.journal"
         log.info(
             "Study %s in %s: %d trial(s) already, %s, %s",
