@@ -21,6 +21,11 @@ os.environ.setdefault("WANDB_SILENT", "true")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
+# `make test ARGS=...` exports its command-line variables to every child make through MAKEFLAGS, so a
+# test's own `make train ...` would receive the suite's ARGS (e.g. `--durations=60`) as train's arguments.
+for _var in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL", "MAKEOVERRIDES"):
+    os.environ.pop(_var, None)
+
 SHARED_DATA = Path(os.environ.get("BIGMODEL_SHARED_DATA", PROJECT_ROOT.parent / "shared" / "data")).resolve()
 # Overrides that keep a test run small and quiet; tests add their own after these.
 QUIET = ["extras.print_config=false", "callbacks.rich_progress_bar=null", "callbacks.rich_model_summary=null"]

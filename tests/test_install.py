@@ -47,3 +47,11 @@ def test_a_folder_with_configs_but_another_project_is_not_a_checkout(tmp_path):
     (tmp_path / "pyproject.toml").write_text('[project]\nname = "other"\n')
     assert not resolvers.is_checkout(tmp_path)
     assert resolvers.is_checkout(PROJECT_ROOT)
+
+
+def test_bad_root_at_import_exits_2_with_the_message_alone(tmp_path):
+    """The root is found when the package is imported, before any entry point's error handling runs."""
+    res = run_cli("bigmodel.estimate", cwd=tmp_path, env={"BIGMODEL_ROOT": str(tmp_path)})
+    assert res.returncode == 2, res.stderr[-2000:]
+    assert f"BIGMODEL_ROOT={tmp_path.resolve()} is not a bigmodel checkout" in res.stderr
+    assert "Traceback" not in res.stderr

@@ -9,6 +9,7 @@ import os
 import subprocess
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -16,7 +17,8 @@ import soundfile as sf
 import torch
 from hydra.core.global_hydra import GlobalHydra
 
-from bigmodel.callbacks.nonfinite import NonFiniteLossError
+from bigmodel.callbacks.nonfinite import NonFiniteLoss, NonFiniteLossError
+from bigmodel.data.folders import BadFileError
 from bigmodel.eval import evaluate
 from bigmodel.train import train
 from bigmodel.utils.errors import ConfigError
@@ -177,21 +179,42 @@ def test_nonfinite_skip_policy_stops_a_diverging_run(make_cfg):
         train(cfg)
 
 
-def test_nan_wav_names_step_and_batch_positions(make_cfg, tmp_path, shared_data):
+def _clips_with_a_nan_wav(shared_data, tmp_path) -> Path:
     root = tmp_path / "clips"
     for split, idx in (("train", range(4)), ("val", [4]), ("test", [5])):
         names = {c: [f"{d}_jackson_{i}.wav" for i in idx] for c, d in (("zero", 0), ("one", 1))}
         fsdd_folder(shared_data, root / split, names)
     bad = np.full(8000, np.nan, np.float32)
     sf.write(root / "train" / "zero" / "bad.wav", bad, 8000, subtype="FLOAT")
-    cfg = make_cfg(
-        ["experiment=audio_folder_cnn", f"data.root={root}", "data.num_classes=2", "data.sample_rate_hz=8000",
-         "data.batch_size=9", *QUIET, "trainer.max_epochs=1"]
-    )  # fmt: skip
-    with pytest.raises(
-        NonFiniteLossError, match=r"global step 0, epoch 0, batch 0, non-finite inputs at batch "
-    ):
-        train(cfg)
+    return root
+
+
+def test_nan_wav_is_named_and_skipped_or_refused(make_cfg, tmp_path, shared_data, caplog):
+    """One float WAV of NaN samples once made every loss and metric NaN without naming it: the audio
+    reader now names the file, skips it under data.on_bad_file=warn (the default) or stops under error."""
+    root = _clips_with_a_nan_wav(shared_data, tmp_path)
+    base = ["experiment=audio_folder_cnn", f"data.root={root}", "data.num_classes=2", "data.sample_rate_hz=8000",
+            "data.batch_size=9", *QUIET, "trainer.max_epochs=1"]  # fmt: skip
+    with pytest.raises(BadFileError, match=r"bad\.wav: 8000 of 8000 samples are NaN or inf"):
+        train(make_cfg([*base, "data.on_bad_file=error"]))
+    with caplog.at_level("WARNING"):
+        metrics = train(make_cfg(base))
+    assert any("bad.wav" in r.getMessage() and "NaN" in r.getMessage() for r in caplog.records)
+    assert np.isfinite(float(metrics["train/loss"]))
+
+
+def test_nonfinite_loss_names_step_batch_and_bad_positions():
+    """The NaN-loss stop names the step, epoch, batch and the positions of non-finite inputs."""
+    cb = NonFiniteLoss()
+    trainer = SimpleNamespace(
+        global_step=7, current_epoch=2, strategy=SimpleNamespace(reduce_boolean_decision=lambda b, all: b)
+    )
+    x = torch.zeros(4, 3)
+    x[2, 1] = float("nan")
+    cb.on_train_batch_start(trainer, None, (x, torch.zeros(4)), 5)
+    with pytest.raises(NonFiniteLossError, match=r"global step 7, epoch 2, batch 5, non-finite inputs at batch "
+                       r"positions \[2\]"):  # fmt: skip
+        cb.on_before_backward(trainer, None, torch.tensor(float("nan")))
 
 
 PLATEAU = ["model.scheduler.scheduler._target_=torch.optim.lr_scheduler.ReduceLROnPlateau",

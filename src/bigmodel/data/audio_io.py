@@ -41,7 +41,8 @@ def decode_audio(path: str | Path, sample_rate_hz: int) -> torch.Tensor:
 
     Raises:
         BadAudioError: an empty file, a file that is not audio (whatever its extension), a corrupt
-            header, a data chunk shorter than its header says (truncated), or zero samples.
+            header, a data chunk shorter than its header says (truncated), zero samples, or NaN/inf
+            samples (a float WAV can hold them; one such clip would make every loss and metric NaN).
     """
     path = Path(path)
     if path.stat().st_size == 0:
@@ -58,6 +59,9 @@ def decode_audio(path: str | Path, sample_rate_hz: int) -> torch.Tensor:
         )
     if data.shape[0] == 0:
         raise BadAudioError("no audio samples (header only)")
+    if not np.isfinite(data).all():
+        bad = int((~np.isfinite(data)).any(axis=1).sum())
+        raise BadAudioError(f"{bad} of {data.shape[0]} samples are NaN or inf")
     wave = torch.from_numpy(np.ascontiguousarray(data.mean(axis=1)))
     if sr != sample_rate_hz:
         wave = AF.resample(wave, orig_freq=sr, new_freq=sample_rate_hz)

@@ -17,8 +17,9 @@ from bigmodel.utils.errors import ConfigError
 log = logging.getLogger(__name__)
 
 
-class BadFileError(ValueError):
-    """A data file that cannot be read, raised under ``data.on_bad_file=error``."""
+class BadFileError(ConfigError):
+    """A data file that cannot be read, raised under ``data.on_bad_file=error``. A user error (the file
+    is named, the fix is the user's): entry points exit 2 with the message alone."""
 
 
 class BadFileHandler:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 import os
 import secrets
+import sys
 from pathlib import Path
 
 from omegaconf import OmegaConf
@@ -61,7 +62,20 @@ def find_project_root(cwd: Path | None = None, env: dict | None = None) -> Path:
     )
 
 
-PROJECT_ROOT = find_project_root()
+def _project_root_or_exit() -> Path:
+    """:func:`find_project_root` at import time, where no entry point's error handling runs yet: a
+    :class:`ConfigError` prints its message alone and exits 2, like every other user error (the
+    traceback only with ``HYDRA_FULL_ERROR=1``)."""
+    try:
+        return find_project_root()
+    except ConfigError as e:
+        if os.environ.get("HYDRA_FULL_ERROR") == "1":
+            raise
+        sys.stderr.write(f"Error: {e}\n")
+        raise SystemExit(2) from None
+
+
+PROJECT_ROOT = _project_root_or_exit()
 CONFIG_DIR = PROJECT_ROOT / "configs"
 
 
