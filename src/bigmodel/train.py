@@ -41,6 +41,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     from bigmodel.callbacks.graceful_stop import GracefulStop
     from bigmodel.callbacks.monitor_check import MonitorCheck
     from bigmodel.callbacks.nonfinite import NonFiniteLoss
+    from bigmodel.callbacks.optuna_pruning import OptunaPruning
     from bigmodel.callbacks.rng_state import RNGState
     from bigmodel.callbacks.run_config import RunConfigInCheckpoint
     from bigmodel.callbacks.step_units_check import StepUnitsCheck
@@ -83,6 +84,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         RNGState(),  # python/numpy/torch RNGs per rank in every checkpoint: an exact resume
         GracefulStop(),  # SIGTERM/Ctrl-C: save last.ckpt after this optimizer step, exit 143/130
         *callbacks,
+        OptunaPruning(),  # in an Optuna sweep's trial only: report val metrics, prune bad trials
     ]
     callbacks += [
         RunConfigInCheckpoint(

@@ -12,7 +12,8 @@
 - **Multirun**: a failing job does not stop the sweep (Hydra's basic launcher stops at the first
   exception): its traceback goes into its own log, its ``metrics.json`` says ``failed``, its objective
   is NaN, and :class:`RunLifecycle` lists every failed job at the end; the process then exits 2 (all
-  failures were user errors) or 1.
+  failures were user errors) or 1. A trial pruned by an Optuna sweep (``optuna.TrialPruned``) is not a
+  failure: its ``metrics.json`` says ``pruned`` and the sweep goes on.
 - **Multirun x DDP**: Lightning re-launches ``sys.argv`` for ranks > 0 (its subprocess launcher adds only
   ``hydra.run.dir``); in a multirun that replays the whole sweep into a second sweep directory (and a
   second Optuna study). Each job therefore exports its own overrides and directory, and a re-launched
@@ -113,6 +114,11 @@ def _guard_task(task: Callable[[DictConfig], Any]) -> Callable[[DictConfig], Any
         except Exception as e:
             if type(e).__name__ == "RunInterrupted":  # bigmodel.callbacks.graceful_stop (torch import)
                 _interrupted(cfg, output_dir, e, started)  # exits 143 / 130, a sweep included
+            # optuna.TrialPruned, raised by bigmodel.callbacks.optuna_pruning in an Optuna sweep's trial
+            if multirun and type(e).__name__ == "TrialPruned":
+                _write_status(cfg, output_dir, started, status="pruned", error=str(e))
+                log.info("Trial pruned (%s): %s", output_dir, e)
+                return math.nan  # the sweeper reads status: pruned from metrics.json
             user_error = isinstance(e, ConfigError)
             _log_to_files(e)
             _write_failed_metrics(cfg, output_dir, e, started)
@@ -232,6 +238,12 @@ def _log_to_files(e: BaseException) -> None:
 
 
 def _write_failed_metrics(cfg: DictConfig, output_dir: Path, e: BaseException, started: float) -> None:
+    _write_status(cfg, output_dir, started, status="failed", error_type=type(e).__name__, error=str(e))
+
+
+def _write_status(cfg: DictConfig, output_dir: Path, started: float, **status: Any) -> None:
+    """``metrics.json`` of a run that did not complete: ``status`` (``failed`` with ``error_type`` and
+    ``error``, or ``pruned`` by an Optuna sweep with ``error`` saying why) and the run's identity."""
     if not _is_rank_zero() or not output_dir.is_dir():
         return
     from bigmodel.utils.run import write_metrics  # torch import, only when needed
@@ -239,9 +251,7 @@ def _write_failed_metrics(cfg: DictConfig, output_dir: Path, e: BaseException, s
     write_metrics(
         output_dir / "metrics.json",
         {
-            "status": "failed",
-            "error_type": type(e).__name__,
-            "error": str(e),
+            **status,
             "experiment": cfg.get("task_name"),
             "seed": cfg.get("seed"),
             "output_dir": str(output_dir),

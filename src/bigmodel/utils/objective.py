@@ -1,6 +1,7 @@
 """The value a hyper-parameter sweep optimizes (``optimized_metric``), checked so a sweep cannot go wrong
-quietly: a key that is never logged stops the sweep after its first trial, and a NaN/inf objective makes
-that trial fail instead of being ranked (a diverged trial with chance accuracy is never "best")."""
+quietly: a key that is never logged stops the sweep after its first trial, and a NaN/inf objective or
+training loss makes that trial fail instead of being ranked (a diverged trial with chance accuracy is never
+"best")."""
 
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ def objective(metrics: dict[str, Any], key: str | None, sweeping: bool) -> float
 
     Raises:
         ObjectiveNotLogged: in a sweep, ``key`` is not among the metrics (the names logged are listed).
-        NonFiniteObjective: in a sweep, the value is NaN or inf.
+        NonFiniteObjective: in a sweep, the value is NaN or inf, or so is the training loss (``train/loss*``).
     """
     if not key:
         return None
@@ -40,4 +41,13 @@ def objective(metrics: dict[str, Any], key: str | None, sweeping: bool) -> float
     value = float(metrics[key])
     if sweeping and not math.isfinite(value):
         raise NonFiniteObjective(f"optimized_metric {key}={value}: the trial is failed, not ranked.")
+    if sweeping:
+        # a diverged run (nonfinite_loss=skip/ignore) can keep a finite, chance-level objective: never rank it
+        for name in sorted(k for k in metrics if k.startswith("train/loss")):
+            loss = float(metrics[name])
+            if not math.isfinite(loss):
+                raise NonFiniteObjective(
+                    f"{name}={loss}: training diverged, so the trial is failed, not ranked "
+                    f"({key}={value:.5g} would be meaningless)."
+                )
     return value
