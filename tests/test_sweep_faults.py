@@ -197,5 +197,5 @@ def test_optuna_sweep_prunes_a_bad_trial_after_its_first_epoch(tmp_path):
     assert first.state.name == "COMPLETE" and sorted(first.intermediate_values) == [0, 1]
     assert second.state.name == "PRUNED" and list(second.intermediate_values) == [0]
     m = json.loads((sweep / "1" / "metrics.json").read_text())
-    assert m["status"] == "pruned" and "pruned after epoch 0: val/loss=" in m["error"]
+    assert m["status"] == "completed" and "pruned after epoch 0: val/loss=" in m["pruned"]
     assert OmegaConf.load(sweep / "optimization_results.yaml").trials == {"COMPLETE": 1, "PRUNED": 1}

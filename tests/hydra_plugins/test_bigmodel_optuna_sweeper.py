@@ -110,7 +110,8 @@ def test_outcomes():
     assert outcome.judge(None, RuntimeError("boom"), None).reason == "RuntimeError: boom"
     assert outcome.judge(None, None, ok).state == "FAIL"  # no objective returned
     assert (
-        outcome.judge(math.nan, None, {"status": "pruned", "error": "pruned after epoch 1"}).state == "PRUNED"
+        outcome.judge(math.nan, None, {"status": "completed", "pruned": "pruned after epoch 1"}).state
+        == "PRUNED"
     )
     assert outcome.judge_from_metrics(None, "val/acc").reason.startswith("interrupted")
     assert outcome.judge_from_metrics({"status": "completed", "val/acc": 0.5}, "val/acc").value == 0.5

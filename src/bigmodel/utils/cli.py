@@ -13,7 +13,8 @@
   exception): its traceback goes into its own log, its ``metrics.json`` says ``failed``, its objective
   is NaN, and :class:`RunLifecycle` lists every failed job at the end; the process then exits 2 (all
   failures were user errors) or 1. A trial pruned by an Optuna sweep (``optuna.TrialPruned``) is not a
-  failure: its ``metrics.json`` says ``pruned`` and the sweep goes on.
+  failure: its ``metrics.json`` says ``status: completed`` (CONVENTIONS.md has three statuses; a pruned
+  trial stopped by decision, like early stopping) with ``pruned`` saying why, and the sweep goes on.
 - **Multirun x DDP**: Lightning re-launches ``sys.argv`` for ranks > 0 (its subprocess launcher adds only
   ``hydra.run.dir``); in a multirun that replays the whole sweep into a second sweep directory (and a
   second Optuna study). Each job therefore exports its own overrides and directory, and a re-launched
@@ -116,9 +117,9 @@ def _guard_task(task: Callable[[DictConfig], Any]) -> Callable[[DictConfig], Any
                 _interrupted(cfg, output_dir, e, started)  # exits 143 / 130, a sweep included
             # optuna.TrialPruned, raised by bigmodel.callbacks.optuna_pruning in an Optuna sweep's trial
             if multirun and type(e).__name__ == "TrialPruned":
-                _write_status(cfg, output_dir, started, status="pruned", error=str(e))
+                _write_status(cfg, output_dir, started, status="completed", pruned=str(e))
                 log.info("Trial pruned (%s): %s", output_dir, e)
-                return math.nan  # the sweeper reads status: pruned from metrics.json
+                return math.nan  # the sweeper reads `pruned` from metrics.json
             user_error = isinstance(e, ConfigError)
             _log_to_files(e)
             _write_failed_metrics(cfg, output_dir, e, started)
@@ -243,7 +244,8 @@ def _write_failed_metrics(cfg: DictConfig, output_dir: Path, e: BaseException, s
 
 def _write_status(cfg: DictConfig, output_dir: Path, started: float, **status: Any) -> None:
     """``metrics.json`` of a run that did not complete: ``status`` (``failed`` with ``error_type`` and
-    ``error``, or ``pruned`` by an Optuna sweep with ``error`` saying why) and the run's identity."""
+    ``error``, or ``completed`` with ``pruned`` saying why for a trial an Optuna sweep pruned) and the
+    run's identity."""
     if not _is_rank_zero() or not output_dir.is_dir():
         return
     from bigmodel.utils.run import write_metrics  # torch import, only when needed

@@ -1,7 +1,7 @@
 """What a finished job means for its Optuna trial: COMPLETE with a value, FAIL with a reason, or PRUNED.
 
 A job reports through two channels: its return value (the objective, ``optimized_metric``) and its
-``metrics.json`` (``status``: ``completed`` | ``failed`` with ``error_type``/``error`` | ``pruned`` |
+``metrics.json`` (``status``: ``completed``, with ``pruned`` for a pruned trial | ``failed`` with ``error_type``/``error`` |
 ``interrupted``; CONVENTIONS.md). A trial is COMPLETE only when both agree that it finished and the objective
 and the training loss are finite, so a diverged run (NaN loss, chance accuracy) is never ranked, let alone best.
 """
@@ -40,8 +40,8 @@ def judge(returned: Any, error: BaseException | None, metrics: dict[str, Any] | 
         metrics: the job's ``metrics.json`` (``None`` if it wrote none).
     """
     status = (metrics or {}).get("status")
-    if status == "pruned":
-        return Outcome(PRUNED, reason=str((metrics or {}).get("error", "pruned")))
+    if (metrics or {}).get("pruned"):
+        return Outcome(PRUNED, reason=str(metrics["pruned"]))
     if status in ("failed", "interrupted"):
         m = metrics or {}
         return Outcome(FAIL, reason=f"{m.get('error_type', status)}: {m.get('error', m.get('signal', ''))}")
@@ -65,6 +65,8 @@ def judge_from_metrics(metrics: dict[str, Any] | None, metric: str | None) -> Ou
     """The outcome of a job whose sweep process died, from its ``metrics.json`` alone (resume)."""
     if metrics is None:
         return Outcome(FAIL, reason="interrupted: its sweep process stopped before the job finished")
+    if metrics.get("pruned"):
+        return judge(None, None, metrics)
     if metrics.get("status") == "completed" and metric and metric in metrics:
         return judge(metrics[metric], None, metrics)
     if metrics.get("status") == "completed":
