@@ -53,6 +53,10 @@ class MonitorCheck(Callback):
         for owner, key, monitor in _monitors(trainer):
             if monitor in logged or (monitor.startswith("train/") and not include_train):
                 continue
+            # Lightning's ModelCheckpoint also offers the trainer's own counters as monitors (documented:
+            # e.g. monitor="step", mode="max" keeps the newest), though no module logs them.
+            if owner == "ModelCheckpoint" and monitor in ("epoch", "step"):
+                continue
             stage = monitor.split("/")[0] if "/" in monitor else "val"
             shown = [k for k in logged if k.startswith(f"{stage}/")] or logged
             raise ConfigError(
