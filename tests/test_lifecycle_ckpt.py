@@ -23,7 +23,7 @@ from bigmodel.eval import evaluate
 from bigmodel.train import train
 from bigmodel.utils.errors import ConfigError
 from bigmodel.utils.resolvers import PROJECT_ROOT
-from bigmodel.utils.run import load_checkpoint, resolve_ckpt_path
+from bigmodel.utils.run import check_resume_compatible, load_checkpoint, resolve_ckpt_path
 from tests.conftest import QUIET, compose_cfg, run_cli
 from tests.helpers.audio_files import fsdd_folder
 
@@ -258,3 +258,12 @@ def test_16_mixed_on_cpu_records_effective_precision(tmp_path):
     assert _metrics(out)["precision"] == "bf16-mixed"
     saved = (out / ".hydra" / "config.yaml").read_text()
     assert "precision: bf16-mixed" in saved and "16-mixed\n" not in saved.replace("bf16-mixed", "")
+
+
+def test_resume_past_max_epochs_is_a_user_error(runs):
+    """Lightning refuses it deep inside fit with a traceback; the check names both epochs and the key first."""
+    last = _metrics(runs["first"])["last_ckpt_path"]  # epoch 2 of a 3-epoch run
+    cfg = compose_cfg(runs["logs"].parent / "past", ["trainer.max_epochs=1"])
+    with pytest.raises(ConfigError, match=r"it is at epoch 2, past trainer.max_epochs=1"):
+        check_resume_compatible(last, cfg)
+    check_resume_compatible(last, compose_cfg(runs["logs"].parent / "ok", ["trainer.max_epochs=4"]))

@@ -147,7 +147,8 @@ def check_resume_compatible(ckpt_path: str | Path, cfg: Any) -> None:
     by another experiment (``task_name``). Sharded (folder) checkpoints are not checked.
 
     Raises:
-        ConfigError: naming both nets (or both experiments) and the fix; an unreadable file, naming it.
+        ConfigError: naming both nets (or both experiments) and the fix; a checkpoint already past
+            ``trainer.max_epochs``; an unreadable file, naming it.
     """
     if not Path(ckpt_path).is_file():
         return
@@ -167,6 +168,19 @@ def check_resume_compatible(ckpt_path: str | Path, cfg: Any) -> None:
         raise ConfigError(
             f"Cannot resume from {ckpt_path}: it was trained with net {old_t}, but this config builds {new_t}. "
             f"{hint} (see its .hydra/overrides.yaml), or pass ckpt_path=<file> of a matching run."
+        )
+    # Lightning refuses this itself, but deep inside fit with a traceback (MisconfigurationException)
+    max_epochs = (cfg.get("trainer") or {}).get("max_epochs")
+    ckpt_epoch = ckpt.get("epoch")
+    if (
+        isinstance(ckpt_epoch, int)
+        and isinstance(max_epochs, int)
+        and max_epochs != -1
+        and ckpt_epoch > max_epochs
+    ):
+        raise ConfigError(
+            f"Cannot resume from {ckpt_path}: it is at epoch {ckpt_epoch}, past trainer.max_epochs={max_epochs}. "
+            f"Set trainer.max_epochs above {ckpt_epoch} to train on, or test it with train=false ckpt_path=... ."
         )
     if ckpt_task and cfg.get("task_name") and ckpt_task != cfg.get("task_name"):
         raise ConfigError(
