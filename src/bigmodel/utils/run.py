@@ -61,6 +61,8 @@ def resolve_ckpt_path(ckpt_path: str | None, log_dir: str | Path, task_name: str
 def _resolve_from_runs(kind: str, log_dir: Path, task_name: str) -> Path:
     runs_dir = log_dir / task_name / "runs"
     runs = [d for d in runs_dir.glob("*") if d.is_dir()] if runs_dir.is_dir() else []
+    current = _current_run_dir()
+    runs = [d for d in runs if d.resolve() != current]  # this run's own, new directory is no candidate
 
     def newest_first(run: Path) -> float:
         last = run / "checkpoints" / "last.ckpt"
@@ -82,6 +84,15 @@ def _resolve_from_runs(kind: str, log_dir: Path, task_name: str) -> Path:
         f"{'; runs without one: ' + ', '.join(skipped) if skipped else ''}). Train it first "
         f"(`make train experiment={task_name}`), or pass ckpt_path=<file>."
     )
+
+
+def _current_run_dir() -> Path | None:
+    """The output directory Hydra made for the running job (``None`` outside a Hydra app)."""
+    from hydra.core.hydra_config import HydraConfig
+
+    if not HydraConfig.initialized():
+        return None
+    return Path(HydraConfig.get().runtime.output_dir).resolve()
 
 
 def _run_last(run: Path) -> Path | None:
