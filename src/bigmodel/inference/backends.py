@@ -76,14 +76,14 @@ def open_onnx(loaded: LoadedModel, model_path: str | None, threads: int | None =
         ConfigError: no such ``.onnx`` file (with the export command), or one exported from another checkpoint.
     """
     path = Path(model_path) if model_path else default_onnx_path(loaded.ckpt_path)
-    method = (loaded.compression or {}).get("method")
-    if not path.is_file() and method == "int8_dynamic":  # export refuses it: point at what works
-        raise ConfigError(
-            f"backend=onnxruntime: no ONNX model at {path}, and a method=int8_dynamic checkpoint cannot be "
-            "exported (torch.export cannot capture its packed int8 Linear). Export the source (fp32) checkpoint "
-            "and quantize the .onnx with onnxruntime.quantization.quantize_dynamic, or use backend=torch."
-        )
     if not path.is_file():
+        if (loaded.compression or {}).get("method") == "int8_dynamic":  # export refuses it: name what works
+            raise ConfigError(
+                f"backend=onnxruntime: no ONNX model at {path}, and a method=int8_dynamic checkpoint cannot be "
+                "exported (torch.export cannot capture its packed int8 Linear). Export the source (fp32) "
+                "checkpoint and quantize the .onnx with onnxruntime.quantization.quantize_dynamic, or use "
+                "backend=torch."
+            )
         raise ConfigError(
             f"backend=onnxruntime: no ONNX model at {path}. Export it first: "
             f"`make export ckpt_path={loaded.ckpt_path} format=onnx`, or pass model_path=<model.onnx>."

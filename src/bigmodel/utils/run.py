@@ -246,7 +246,8 @@ def _plain(v: Any) -> Any:
 def write_metrics(path: str | Path, metrics: dict[str, Any]) -> None:
     """Write ``metrics.json``: one flat JSON object (rank 0 only), atomically. ``status`` is
     ``completed`` unless ``metrics`` says otherwise (``failed`` with ``error_type`` and ``error``, see
-    CONVENTIONS.md "Run status and exit codes"; ``pruned``: a trial an Optuna sweep stopped early)."""
+    CONVENTIONS.md "Run status and exit codes"; a trial an Optuna sweep pruned stays ``completed``, with
+    ``pruned`` saying why)."""
     metrics = {"status": "completed", **metrics}
     with atomic_write(path, "w") as f:
         f.write(json.dumps({k: _plain(v) for k, v in sorted(metrics.items())}, indent=2) + "\n")
