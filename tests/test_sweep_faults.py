@@ -38,6 +38,7 @@ def test_objective_checks():
     assert objective(diverged, "val/acc", sweeping=False) == 0.1
 
 
+@pytest.mark.slow  # a sweep process, 16 s; test_objective_checks keeps the check itself in make test
 def test_sweep_with_an_unlogged_objective_stops_after_the_first_trial(tmp_path):
     sweep = tmp_path / "sweep"
     p = run_cli(
@@ -174,6 +175,7 @@ hydra:
 """
 
 
+@pytest.mark.slow  # a 3-trial sweep, 19 s; tests/callbacks/test_optuna_pruning.py keeps the pruning decision in make test
 def test_optuna_sweep_prunes_a_bad_trial_after_its_first_epoch(tmp_path):
     import optuna
 

@@ -141,6 +141,7 @@ def test_two_runs_started_together_get_separate_dirs(tmp_path):
     assert len(dirs) == 2 and all((d / "metrics.json").is_file() for d in dirs)
 
 
+@pytest.mark.slow  # one dir per job is also checked by tests/test_multirun.py's failed-job sweep in make test
 def test_multirun_gives_one_dir_per_job(tmp_path):
     res = run_cli(
         "bigmodel.train",

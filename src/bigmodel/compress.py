@@ -34,11 +34,11 @@ from bigmodel.compression.measure import (
     test_metrics,
 )
 from bigmodel.compression.quantize import METHODS, apply_method
-from bigmodel.inference.loader import load_model, resolve, torch_threads
+from bigmodel.inference.loader import load_model, torch_threads
 from bigmodel.utils.cli import entry_point
 from bigmodel.utils.errors import ConfigError
 from bigmodel.utils.io import atomic_write
-from bigmodel.utils.run import load_checkpoint, write_metrics
+from bigmodel.utils.run import entry_ckpt_path, load_checkpoint, write_metrics
 
 log = logging.getLogger(__name__)
 
@@ -129,7 +129,9 @@ def compress(cfg: DictConfig) -> dict[str, Any]:
     if cfg.method == "prune":
         pruning.check_amount(cfg.amount, "amount")
     torch_threads(cfg.get("threads"))
-    ckpt_path = resolve(cfg.get("ckpt_path"), cfg.paths.log_dir, cfg.get("experiment_name"), "compress")
+    ckpt_path = entry_ckpt_path(
+        cfg.get("ckpt_path"), cfg.paths.log_dir, cfg.get("experiment_name"), "compress"
+    )
     loaded = load_model(ckpt_path)
     raw = load_checkpoint(ckpt_path)
     if raw.get("compression"):

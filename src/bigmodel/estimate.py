@@ -11,19 +11,18 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
 from omegaconf import DictConfig, OmegaConf
 from rich.console import Console
 from rich.table import Table
 
-from bigmodel.callbacks.peak_flops import gpu_peak_flops, precision_dtype
-from bigmodel.models.build import instantiate_part
 from bigmodel.utils import estimate_math as em
-from bigmodel.utils.batch import count_devices
 from bigmodel.utils.cli import entry_point
 from bigmodel.utils.errors import ConfigError
+
+if TYPE_CHECKING:
+    import torch
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +31,10 @@ _POSITION_PARAM_NAMES = ("wpe.", "pos_emb", "position_embedding")
 
 def meta_net(net_cfg: DictConfig | dict) -> torch.nn.Module:
     """Instantiate a net config on the meta device: shapes only, no memory, no init cost."""
+    import torch
+
+    from bigmodel.models.build import instantiate_part
+
     with torch.device("meta"):
         return instantiate_part(net_cfg, "model.net")
 
@@ -70,6 +73,10 @@ def estimate(cfg: DictConfig) -> dict[str, Any]:
             "bigmodel.estimate needs a net: pass net=NAME (e.g. model=language_model net=gpt2_small) "
             "or experiment=NAME."
         )
+    # imported after the checks above: a config error costs no torch import (seconds of CPU)
+    from bigmodel.callbacks.peak_flops import gpu_peak_flops, precision_dtype
+    from bigmodel.utils.batch import count_devices
+
     net_cfg = OmegaConf.to_container(cfg.model.net, resolve=True)
     est = cfg.estimate
     # LM presets may leave these to the DataModule (filled in configure_model); the estimate needs numbers

@@ -10,17 +10,16 @@ import os
 import time
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import hydra
-import lightning as L
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from bigmodel.inference.loader import load_module, read_bigmodel_checkpoint, resolve
 from bigmodel.utils.cli import entry_point
-from bigmodel.utils.config import instantiate_group, print_config_tree
-from bigmodel.utils.run import write_metrics
+from bigmodel.utils.run import entry_ckpt_path, write_metrics
+
+if TYPE_CHECKING:
+    import lightning as L
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +31,15 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         ConfigError: no ``ckpt_path``, a missing file, or a checkpoint not written by ``bigmodel.train``.
     """
     started = time.time()
-    ckpt_path = resolve(cfg.get("ckpt_path"), cfg.paths.log_dir, cfg.get("experiment_name"), "eval")
+    ckpt_path = entry_ckpt_path(cfg.get("ckpt_path"), cfg.paths.log_dir, cfg.get("experiment_name"), "eval")
+    # imported once the checkpoint is known to exist: a wrong ckpt_path fails without torch's import time
+    import hydra
+    import lightning as L
+
+    from bigmodel.callbacks.data_state import DataModuleState
+    from bigmodel.inference.loader import load_module, read_bigmodel_checkpoint
+    from bigmodel.utils.config import instantiate_group, print_config_tree
+
     checkpoint = read_bigmodel_checkpoint(ckpt_path)
     run_cfg = checkpoint["bigmodel"]["config"]
     _use_training_data_dir(cfg, run_cfg.get("data_dir"))
@@ -59,7 +66,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         # no ckpt_path: Lightning re-reads it with a callable map_location, which torch.load refuses for
         # tensor subclasses (torchao's int8_weight_only). load_module restored the weights and the
         # checkpoint hook already; the datamodule's state follows once it is set up (Lightning's order).
-        trainer.callbacks.append(_DataState(checkpoint))
+        trainer.callbacks.append(DataModuleState(checkpoint))
         trainer.test(model=model, datamodule=datamodule)
     else:
         trainer.test(model=model, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
@@ -74,19 +81,6 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     write_metrics(output_dir / "metrics.json", metrics)
     log.info("Run outputs: %s", output_dir)
     return metrics
-
-
-class _DataState(L.Callback):
-    """Loads the datamodule's saved state (its tokenizer) after ``datamodule.setup``, before testing."""
-
-    def __init__(self, checkpoint: dict) -> None:
-        self.checkpoint = checkpoint
-
-    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
-        dm = trainer.datamodule
-        state = self.checkpoint.get(type(dm).__qualname__) if dm is not None else None
-        if state is not None:
-            dm.load_state_dict(state)
 
 
 def _use_training_data_dir(cfg: DictConfig, train_data_dir: str | None) -> None:

@@ -27,11 +27,12 @@ from bigmodel.data.download import sha256_file
 from bigmodel.inference import inputs as input_items
 from bigmodel.inference.backends import InferenceGraph, OnnxRuntimeModule
 from bigmodel.inference.exporting import ExportError, axis_names, dynamic_shapes, to_onnx, trace, verify
-from bigmodel.inference.loader import LoadedModel, load_model, resolve
+from bigmodel.inference.loader import LoadedModel, load_model
 from bigmodel.inference.preprocess import InputError
 from bigmodel.utils.cli import entry_point
 from bigmodel.utils.errors import ConfigError
 from bigmodel.utils.io import atomic_write
+from bigmodel.utils.run import entry_ckpt_path
 
 log = logging.getLogger(__name__)
 FORMATS = ("onnx", "pt2")
@@ -140,7 +141,7 @@ def export(cfg: DictConfig) -> dict[str, Any]:
     fmt = str(cfg.format)
     if fmt not in FORMATS:
         raise ConfigError(f"format={fmt!r} is not one of: {', '.join(FORMATS)}.")
-    path = resolve(cfg.get("ckpt_path"), cfg.paths.log_dir, cfg.get("experiment_name"), "export")
+    path = entry_ckpt_path(cfg.get("ckpt_path"), cfg.paths.log_dir, cfg.get("experiment_name"), "export")
     loaded = load_model(path)
     if loaded.kind == "lm":
         # generation is a Python loop (window crop, sampling, tokenizer) around the net; predict/serve run it

@@ -9,14 +9,16 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
 from omegaconf import DictConfig
 
-from bigmodel.inference.loader import load_model, resolve
-from bigmodel.models.language_model import LanguageModelModule
 from bigmodel.utils.cli import entry_point
 from bigmodel.utils.errors import ConfigError
+from bigmodel.utils.run import entry_ckpt_path
+
+if TYPE_CHECKING:
+    from bigmodel.models.language_model import LanguageModelModule
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +30,8 @@ def load_language_model(ckpt_path: str | Path, device: str = "cpu") -> LanguageM
     Raises:
         ConfigError: the checkpoint is not a language model's, or holds no tokenizer.
     """
+    from bigmodel.inference.loader import load_model
+
     return load_model(ckpt_path, kinds=("lm",), entry="generate").module.to(device)
 
 
@@ -42,7 +46,9 @@ def generate(cfg: DictConfig) -> list[str]:
         raise ConfigError(
             f"temperature={cfg.temperature} must be > 0 and max_new_tokens={cfg.max_new_tokens} >= 0."
         )
-    path = resolve(cfg.get("ckpt_path"), cfg.paths.log_dir, cfg.get("experiment_name"), "generate")
+    path = entry_ckpt_path(cfg.get("ckpt_path"), cfg.paths.log_dir, cfg.get("experiment_name"), "generate")
+    import torch  # after the checkpoint check: a wrong ckpt_path fails without torch's import time
+
     device = ("cuda" if torch.cuda.is_available() else "cpu") if cfg.device == "auto" else cfg.device
     module = load_language_model(path, device)
     top_k = int(cfg.top_k) if cfg.get("top_k") else None

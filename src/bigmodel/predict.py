@@ -22,11 +22,12 @@ from torch.utils.data import DataLoader, Dataset
 
 from bigmodel.inference import inputs as input_items
 from bigmodel.inference.backends import predictor
-from bigmodel.inference.loader import LoadedModel, load_model, resolve, torch_threads
+from bigmodel.inference.loader import LoadedModel, load_model, torch_threads
 from bigmodel.inference.preprocess import InputError
 from bigmodel.inference.rows import class_rows, error_row, text_rows, write_csv
 from bigmodel.utils.cli import entry_point
 from bigmodel.utils.errors import ConfigError
+from bigmodel.utils.run import entry_ckpt_path
 
 log = logging.getLogger(__name__)
 
@@ -135,7 +136,7 @@ def predict(cfg: DictConfig) -> list[dict[str, Any]]:
             (naming both), an unknown backend, a missing ONNX model, or under ``strict`` the first bad input.
     """
     torch_threads(cfg.get("threads"))
-    path = resolve(cfg.get("ckpt_path"), cfg.paths.log_dir, cfg.get("experiment_name"), "predict")
+    path = entry_ckpt_path(cfg.get("ckpt_path"), cfg.paths.log_dir, cfg.get("experiment_name"), "predict")
     loaded = load_model(path)
     items = input_items.collect(cfg.get("inputs"), cfg.get("text"), loaded.pre, loaded.describe())
     rows = run_predict(loaded, items, cfg)

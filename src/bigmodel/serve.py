@@ -26,10 +26,11 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from bigmodel.inference.backends import predictor
 from bigmodel.inference.http import RequestGate, error_response, http_exception_handler
-from bigmodel.inference.loader import LoadedModel, load_model, resolve, torch_threads
+from bigmodel.inference.loader import LoadedModel, load_model, torch_threads
 from bigmodel.inference.preprocess import InputError
 from bigmodel.inference.rows import class_rows, text_rows
 from bigmodel.utils.cli import entry_point
+from bigmodel.utils.run import entry_ckpt_path
 
 log = logging.getLogger(__name__)
 FIELDS = ("image", "audio", "text", "file")
@@ -141,7 +142,7 @@ def serve(cfg: DictConfig) -> int:
         ConfigError: no/missing checkpoint, an unknown backend, or a missing ONNX model (checked before
             the server starts, so the message comes at once).
     """
-    path = resolve(cfg.get("ckpt_path"), cfg.paths.log_dir, cfg.get("experiment_name"), "serve")
+    path = entry_ckpt_path(cfg.get("ckpt_path"), cfg.paths.log_dir, cfg.get("experiment_name"), "serve")
     loaded = load_model(path)  # fail here, not in a worker, on a bad checkpoint / backend
     predictor(loaded, str(cfg.backend), cfg.get("model_path"))
     server = build_server(cfg, path)

@@ -31,8 +31,13 @@ def train(cfg: DictConfig) -> dict[str, Any]:
             metric that is never logged, a batch size that leaves no training batch, or a
             ``data.global_batch_size`` that does not split into micro batches x devices.
     """
-    # Imported here, not at the top: `--help`, `--cfg job` and Hydra's composition errors (an unknown key)
-    # then cost no torch/Lightning import (about 10 s of CPU per process).
+    from bigmodel.utils.run import resolve_ckpt_path
+
+    # first: a missing or unreadable checkpoint, or ckpt_path=last without a run, fails before the imports
+    ckpt_path = resolve_ckpt_path(cfg.get("ckpt_path"), cfg.paths.log_dir, cfg.task_name)
+
+    # Imported here, not at the top: `--help`, `--cfg job`, Hydra's composition errors (an unknown key) and
+    # a bad ckpt_path then cost no torch/Lightning import (about 5 s of CPU per process, 10 s under load).
     import hydra
     import lightning as L
     import torch
@@ -53,7 +58,6 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         check_resume_compatible,
         checkpointing_kwargs,
         record_effective_precision,
-        resolve_ckpt_path,
     )
 
     started = time.time()
@@ -64,7 +68,6 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         torch.set_float32_matmul_precision(cfg.extras.float32_matmul_precision)
     # no Trainer exists yet to ask `is_global_zero`: Lightning's decorator reads the rank from the environment
     rank_zero_only(print_config_tree)(cfg, save_dir=output_dir, show=cfg.extras.get("print_config", True))
-    ckpt_path = resolve_ckpt_path(cfg.get("ckpt_path"), cfg.paths.log_dir, cfg.task_name)
     if ckpt_path:
         check_resume_compatible(ckpt_path, cfg)
     L.seed_everything(cfg.seed, workers=True)

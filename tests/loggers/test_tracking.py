@@ -205,6 +205,7 @@ def test_fast_dev_run_with_wandb_and_media_callbacks(tmp_path):
     assert run.config["trainer"]["fast_dev_run"] is True and run.group == "debug"
 
 
+@pytest.mark.slow  # two training processes, 30 s; test_wandb_logger.py keeps the resume id lookup (checkpoint, then run dir) fast
 def test_resume_from_checkpoint_continues_the_same_run(tmp_path):
     env = {"WANDB_MODE": "offline"}
     train(tmp_path, "logger=wandb", *SHORT, "trainer.max_epochs=1", env=env)
@@ -220,6 +221,7 @@ def test_resume_from_checkpoint_continues_the_same_run(tmp_path):
     assert min(resumed.steps("train/loss")) >= 3  # continues after the first run's 3 steps
 
 
+@pytest.mark.slow  # a 2-job sweep, 18 s; test_wandb_logger.py keeps the group/name defaults fast
 def test_multirun_jobs_share_one_group(tmp_path):
     train(
         tmp_path,

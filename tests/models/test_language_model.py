@@ -148,6 +148,7 @@ def test_no_weight_decay_on_biases_and_norms():
     assert total == sum(p.numel() for p in net.parameters())  # tied lm_head/wte counted once
 
 
+@pytest.mark.slow  # 27 s of compiling; tests/models/test_compile.py keeps a compiled run's plain checkpoint keys in make test
 def test_compiled_lm_trains_and_checkpoint_keys_stay_plain(make_cfg, tmp_path):
     """model.compile=true compiles the GPT in configure_model; the checkpoint has no ``_orig_mod.`` keys."""
     cfg, metrics = tiny_run(make_cfg, tmp_path, "model.compile=true", "trainer.max_steps=2")

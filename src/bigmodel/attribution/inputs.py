@@ -22,9 +22,10 @@ from lightning import LightningDataModule
 from omegaconf import OmegaConf
 
 from bigmodel.inference import inputs as input_items
-from bigmodel.inference.loader import LoadedModel, load_model, resolve
+from bigmodel.inference.loader import LoadedModel, load_model
 from bigmodel.inference.preprocess import InputError
 from bigmodel.utils.errors import ConfigError
+from bigmodel.utils.run import entry_ckpt_path
 
 log = logging.getLogger(__name__)
 
@@ -133,7 +134,7 @@ def load(ckpt_path: str, log_dir: str, experiment_name: str | None, data_dir: st
     Raises:
         ConfigError: a missing checkpoint, one not written by ``bigmodel.train``, or not a classifier.
     """
-    path = resolve(ckpt_path, log_dir, experiment_name, "explain")
+    path = entry_ckpt_path(ckpt_path, log_dir, experiment_name, "explain")
     model = load_model(path, kinds=("image", "audio", "text"), entry="explain")
     return Loaded(model, data_dir, cache_dir)
 

@@ -1,8 +1,8 @@
 """Rebuild a trained model and its preprocessing from a checkpoint alone (no data, no experiment config).
 
 ``ckpt_path=<file>|last|best`` (+ ``experiment_name``) is resolved by
-:func:`bigmodel.utils.run.resolve_ckpt_path`, the same resolver train and eval use, so the errors are the
-same. The checkpoint is read with ``torch.load(weights_only=True)``; the LightningModule is rebuilt from its
+:func:`bigmodel.utils.run.entry_ckpt_path`, the same resolver train and eval use, so the errors are the
+same (it imports no torch: entry points call it before they build anything). The checkpoint is read with ``torch.load(weights_only=True)``; the LightningModule is rebuilt from its
 stored hyper-parameters, its weights loaded, and put in ``eval()`` mode.
 """
 
@@ -21,7 +21,7 @@ from omegaconf import OmegaConf
 from bigmodel.compression.quantize import prepare_for_checkpoint
 from bigmodel.inference.preprocess import Preprocessor, build_preprocessor
 from bigmodel.utils.errors import ConfigError
-from bigmodel.utils.run import load_checkpoint, resolve_ckpt_path
+from bigmodel.utils.run import load_checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -58,20 +58,6 @@ class LoadedModel:
         article = "an" if self.kind[0] in "aeiou" else "a"
         name = {"lm": "language"}.get(self.kind, self.kind)
         return f"{article} {name} model ({self.experiment or 'unnamed run'}, {self.ckpt_path})"
-
-
-def resolve(ckpt_path: str | None, log_dir: str | Path, experiment_name: str | None, entry: str) -> str:
-    """The checkpoint file for ``ckpt_path=<file>|last|best``.
-
-    Raises:
-        ConfigError: no ``ckpt_path``, a missing file, or ``last``/``best`` without a matching run.
-    """
-    if ckpt_path in (None, "", "???", "null"):
-        raise ConfigError(
-            f"bigmodel.{entry} needs a checkpoint: pass ckpt_path=<file.ckpt> "
-            "(or ckpt_path=last or ckpt_path=best, with experiment_name=NAME)."
-        )
-    return resolve_ckpt_path(str(ckpt_path), log_dir, experiment_name or "")
 
 
 def read_bigmodel_checkpoint(path: str | Path) -> dict[str, Any]:

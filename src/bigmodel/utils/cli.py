@@ -248,9 +248,9 @@ def _write_status(cfg: DictConfig, output_dir: Path, started: float, **status: A
     run's identity."""
     if not _is_rank_zero() or not output_dir.is_dir():
         return
-    from bigmodel.utils.run import write_metrics  # torch import, only when needed
+    from bigmodel.utils.run import write_metrics_file  # rank checked above, without Lightning
 
-    write_metrics(
+    write_metrics_file(
         output_dir / "metrics.json",
         {
             **status,

@@ -1,4 +1,7 @@
-"""Run-level glue: checkpoint paths, metrics.json, seeding."""
+"""Run-level glue: checkpoint paths, metrics.json, seeding.
+
+torch and Lightning are imported inside the functions that need them: an entry point resolves
+``ckpt_path`` (and fails on a missing file) before it pays their import (several seconds of CPU)."""
 
 from __future__ import annotations
 
@@ -6,12 +9,10 @@ import json
 import logging
 import math
 import pickle
+import sys
 import zipfile
 from pathlib import Path
 from typing import Any
-
-import torch
-from lightning.pytorch.utilities import rank_zero_only
 
 from bigmodel.utils.errors import ConfigError
 from bigmodel.utils.io import atomic_write
@@ -56,6 +57,22 @@ def resolve_ckpt_path(ckpt_path: str | None, log_dir: str | Path, task_name: str
             _unreadable_message(path.resolve(), "it is empty or truncated (no zip central directory)")
         )
     return str(path.resolve())
+
+
+def entry_ckpt_path(
+    ckpt_path: str | None, log_dir: str | Path, experiment_name: str | None, entry: str
+) -> str:
+    """The checkpoint file for ``ckpt_path=<file>|last|best``.
+
+    Raises:
+        ConfigError: no ``ckpt_path``, a missing file, or ``last``/``best`` without a matching run.
+    """
+    if ckpt_path in (None, "", "???", "null"):
+        raise ConfigError(
+            f"bigmodel.{entry} needs a checkpoint: pass ckpt_path=<file.ckpt> "
+            "(or ckpt_path=last or ckpt_path=best, with experiment_name=NAME)."
+        )
+    return resolve_ckpt_path(str(ckpt_path), log_dir, experiment_name or "")
 
 
 def _resolve_from_runs(kind: str, log_dir: Path, task_name: str) -> Path:
@@ -211,6 +228,8 @@ def load_checkpoint(path: str | Path, mmap: bool = False) -> dict[str, Any]:
         ConfigError: the file is missing, truncated or not a checkpoint, or holds pickled objects that
             ``weights_only`` loading refuses; the message names the file and the fix.
     """
+    import torch
+
     path = Path(path)
     if path.is_dir():
         path = path / SHARDED_METADATA
@@ -235,19 +254,27 @@ def load_checkpoint(path: str | Path, mmap: bool = False) -> dict[str, Any]:
 
 
 def _plain(v: Any) -> Any:
-    if isinstance(v, torch.Tensor):
+    torch = sys.modules.get("torch")  # not imported yet (an early failure): then no value is a tensor
+    if torch is not None and isinstance(v, torch.Tensor):
         v = v.item() if v.numel() == 1 else v.tolist()
     if isinstance(v, float) and not math.isfinite(v):
         return str(v)
     return v
 
 
-@rank_zero_only
 def write_metrics(path: str | Path, metrics: dict[str, Any]) -> None:
     """Write ``metrics.json``: one flat JSON object (rank 0 only), atomically. ``status`` is
     ``completed`` unless ``metrics`` says otherwise (``failed`` with ``error_type`` and ``error``, see
     CONVENTIONS.md "Run status and exit codes"; a trial an Optuna sweep pruned stays ``completed``, with
     ``pruned`` saying why)."""
+    from lightning.pytorch.utilities import rank_zero_only
+
+    rank_zero_only(write_metrics_file)(path, metrics)
+
+
+def write_metrics_file(path: str | Path, metrics: dict[str, Any]) -> None:
+    """:func:`write_metrics` without its rank check, for a caller that made it (an entry point's failure
+    path, which may run before Lightning is imported)."""
     metrics = {"status": "completed", **metrics}
     with atomic_write(path, "w") as f:
         f.write(json.dumps({k: _plain(v) for k, v in sorted(metrics.items())}, indent=2) + "\n")
