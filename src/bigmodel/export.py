@@ -3,7 +3,9 @@
 
 The exported graph goes from the raw batch (uint8 images, float waveforms, int64 token ids; see
 :mod:`bigmodel.inference.preprocess`) to logits: image scaling/normalisation and the audio log-mel frontend
-are inside it; tokenization (a string op) is the one step outside, described in ``manifest.json``.
+are inside it; tokenization (a string op) is the one step outside, described in ``manifest.json``. A
+language model exports its net, token ids ``(B, T)`` -> logits ``(B, T, V)``; the sampling loop stays
+outside (:mod:`bigmodel.inference.lm_export`).
 Writes ``<run dir>/export/<format>/{model.onnx|model.pt2, manifest.json}`` and, for ONNX, a copy beside the
 checkpoint (``<ckpt dir>/<stem>.onnx`` + ``<stem>.json``) that ``predict``/``serve backend=onnxruntime`` find.
 Every export is verified at once on real test samples (ONNX with ONNX Runtime): logits within ``atol`` of
@@ -27,6 +29,7 @@ from bigmodel.data.download import sha256_file
 from bigmodel.inference import inputs as input_items
 from bigmodel.inference.backends import InferenceGraph, OnnxRuntimeModule
 from bigmodel.inference.exporting import ExportError, axis_names, dynamic_shapes, to_onnx, trace, verify
+from bigmodel.inference.lm_export import export_language_model
 from bigmodel.inference.loader import LoadedModel, load_model
 from bigmodel.inference.preprocess import InputError
 from bigmodel.utils.cli import entry_point
@@ -85,6 +88,8 @@ def _test_split_batches(loaded: LoadedModel, cfg: DictConfig, n: int, batch: int
     dm.setup("test")
     if hasattr(dm, "load_state_dict") and loaded.kind == "text":
         dm.tokenizer = loaded.pre.tokenizer  # the checkpoint's tokenizer, as eval uses
+    if loaded.kind == "lm":  # re-encodes the corpus if the checkpoint's tokenizer differs from the rebuilt one
+        dm.load_state_dict({"tokenizer": loaded.pre.tokenizer_state})
     seen = 0
     for b in dm.test_dataloader():
         x = b[0] if isinstance(b, list | tuple) else b
@@ -106,6 +111,15 @@ def _input_batches(loaded: LoadedModel, spec: str, n: int, batch: int) -> Iterat
             samples.append(input_items.load_item(item, loaded.pre))
         except InputError as e:
             log.warning("verify_inputs: skipping %s", e)
+    if loaded.kind == "lm":  # prompts: their token ids (the last block_size), one prompt per batch
+        for text in samples:
+            try:
+                ids = loaded.pre.tokenizer.encode(text)[-loaded.pre.max_length :] or [0]
+            except ConfigError as e:  # a char outside the vocabulary: named, as predict names it
+                log.warning("verify_inputs: skipping %r: %s", text[:40], e)
+                continue
+            yield torch.tensor([ids], dtype=torch.long)
+        return
     for i in range(0, len(samples), batch):
         yield loaded.pre.collate(samples[i : i + batch])
 
@@ -128,35 +142,14 @@ def verification_batches(loaded: LoadedModel, cfg: DictConfig) -> list[torch.Ten
         ) from None
 
 
-def export(cfg: DictConfig) -> dict[str, Any]:
-    """Export and verify; returns the manifest (also written as ``manifest.json``).
-
-    Raises:
-        ConfigError: no/missing checkpoint, an unknown format, a language model (not exported here), a
-            compressed checkpoint the format cannot hold (:func:`check_compressed`).
-        ExportError: an op the exporter rejects (naming op and module), or a failed verification.
-    """
-    for name in ("onnx_ir", "onnxscript"):  # their pass-by-pass INFO lines drown the run's own log
-        logging.getLogger(name).setLevel(logging.WARNING)
-    fmt = str(cfg.format)
-    if fmt not in FORMATS:
-        raise ConfigError(f"format={fmt!r} is not one of: {', '.join(FORMATS)}.")
-    path = entry_ckpt_path(cfg.get("ckpt_path"), cfg.paths.log_dir, cfg.get("experiment_name"), "export")
-    loaded = load_model(path)
-    if loaded.kind == "lm":
-        # generation is a Python loop (window crop, sampling, tokenizer) around the net; predict/serve run it
-        # with backend=torch, so a logits-only graph would be one nothing here can use (README: export)
-        raise ConfigError(
-            f"bigmodel.export exports classifiers; {loaded.describe()} generates text in a sampling loop "
-            "around the net, which predict/serve run with backend=torch. Use bigmodel.generate or "
-            "`make predict backend=torch`; the bench row (f) gpt_nano measures an ONNX fixed-window net."
-        )
-    half_atol = check_compressed(loaded, fmt)
-    atol = max(float(cfg.atol), half_atol) if half_atol else float(cfg.atol)
+def _export_classifier(
+    loaded: LoadedModel, cfg: DictConfig, fmt: str, out_dir: Path, atol: float
+) -> tuple[Path, dict[str, Any]]:
+    """Raw batch -> logits (:class:`InferenceGraph`), verified on real test samples; returns the file and
+    the manifest's model-specific keys."""
     graph = InferenceGraph(loaded).eval()
     example = loaded.pre.example(2)
     shapes = dynamic_shapes(loaded.kind, example, getattr(loaded.pre, "max_length", None))
-    out_dir = Path(cfg.paths.output_dir) / "export" / fmt
     with torch.no_grad():
         ep = trace(graph, example, shapes)
     batches = verification_batches(loaded, cfg)
@@ -174,11 +167,7 @@ def export(cfg: DictConfig) -> dict[str, Any]:
         program = torch.export.load(str(model_file)).module()
         check = verify(graph, program, batches, atol, float(cfg.min_argmax_agree))
         check["runtime"] = "torch.export.load(...).module()"
-    manifest = {
-        "format": fmt,
-        "file": model_file.name,
-        "experiment": loaded.experiment,
-        "source_checkpoint": {"path": loaded.ckpt_path, "sha256": sha256_file(loaded.ckpt_path)},
+    body = {
         "inputs": [{"name": "input", "shape": axis_names(loaded.kind, example), "dtype": str(example.dtype).replace("torch.", "")}],
         "outputs": [{"name": "logits", "shape": ["batch", len(loaded.class_names or [])], "dtype": "float32"}],
         "class_names": loaded.class_names,
@@ -186,9 +175,45 @@ def export(cfg: DictConfig) -> dict[str, Any]:
         "preprocessing": loaded.pre.manifest(),
         "outside_graph": "tokenization (text)" if loaded.kind == "text" else "file decoding only",
         "opset": opset,
-        "torch": torch.__version__,
         "verification": check,
     }  # fmt: skip
+    return model_file, body
+
+
+def export(cfg: DictConfig) -> dict[str, Any]:
+    """Export and verify; returns the manifest (also written as ``manifest.json``). Classifiers export
+    raw batch -> logits; language models token ids -> logits (:mod:`bigmodel.inference.lm_export`).
+
+    Raises:
+        ConfigError: no/missing checkpoint, an unknown format, a compressed checkpoint the format cannot
+            hold (:func:`check_compressed`), no samples to verify with.
+        ExportError: an op the exporter rejects (naming op and module), or a failed verification.
+    """
+    for name in ("onnx_ir", "onnxscript"):  # their pass-by-pass INFO lines drown the run's own log
+        logging.getLogger(name).setLevel(logging.WARNING)
+    fmt = str(cfg.format)
+    if fmt not in FORMATS:
+        raise ConfigError(f"format={fmt!r} is not one of: {', '.join(FORMATS)}.")
+    path = entry_ckpt_path(cfg.get("ckpt_path"), cfg.paths.log_dir, cfg.get("experiment_name"), "export")
+    loaded = load_model(path)
+    half_atol = check_compressed(loaded, fmt)
+    atol = max(float(cfg.atol), half_atol) if half_atol else float(cfg.atol)
+    out_dir = Path(cfg.paths.output_dir) / "export" / fmt
+    if loaded.kind == "lm":
+        model_file, body = export_language_model(
+            loaded, fmt, out_dir, verification_batches(loaded, cfg), atol, float(cfg.min_argmax_agree),
+            cfg.get("opset"),
+        )  # fmt: skip
+    else:
+        model_file, body = _export_classifier(loaded, cfg, fmt, out_dir, atol)
+    manifest = {
+        "format": fmt,
+        "file": model_file.name,
+        "experiment": loaded.experiment,
+        "source_checkpoint": {"path": loaded.ckpt_path, "sha256": sha256_file(loaded.ckpt_path)},
+        **body,
+        "torch": torch.__version__,
+    }
     with atomic_write(out_dir / "manifest.json", "w") as f:
         f.write(json.dumps(manifest, indent=2) + "\n")
     if fmt == "onnx" and cfg.get("copy_beside_checkpoint", True):
@@ -196,6 +221,7 @@ def export(cfg: DictConfig) -> dict[str, Any]:
         shutil.copyfile(model_file, beside)
         shutil.copyfile(out_dir / "manifest.json", beside.with_suffix(".json"))
         log.info("Copied beside the checkpoint: %s", beside)
+    check = manifest["verification"]
     log.info(
         "Exported %s to %s (verified on %d samples: max |diff| %.2g, argmax agree %.4f)",
         fmt, model_file, check["samples"], check["max_abs_diff"], check["argmax_agree"],

@@ -57,6 +57,12 @@ def test_entry_points_share_the_loader_and_refuse_the_wrong_kind(tmp_path, digit
         load(str(lm_path), str(tmp_path), None, str(tmp_path), str(tmp_path / "cache"))
     with pytest.raises(ConfigError, match=r"bigmodel.explain needs a checkpoint: pass ckpt_path="):
         load("", str(tmp_path), None, str(tmp_path), str(tmp_path / "cache"))
+    # export takes language models now (issue #12); with no corpus to read, it verifies on verify_inputs
     cfg = make_cfg([f"ckpt_path={lm_path}", "format=onnx"], config_name="export")
-    with pytest.raises(ConfigError, match=r"exports classifiers; a language model \(tiny_lm"):
+    with pytest.raises(ConfigError, match=r"(?s)Cannot read the training run's test split .* verify_inputs="):
         export(cfg)
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text("ROMEO:\nabc\n")
+    cfg = make_cfg([f"ckpt_path={lm_path}", "format=onnx", f"verify_inputs={prompts}"], config_name="export")
+    check = export(cfg)["verification"]
+    assert check["passed"] and check["lengths"] == [1, 3, 6]  # "abc", "ROMEO:" and its prefixes 1 and 3

@@ -1,10 +1,13 @@
 """The two inference backends behind ``predict``/``serve``: the eager LightningModule (``torch``) and an
 exported ONNX model run by ONNX Runtime (``onnxruntime``). Both take the same *raw* batches (see
-:mod:`bigmodel.inference.preprocess`) and return class probabilities ``(B, K)``."""
+:mod:`bigmodel.inference.preprocess`) and return class probabilities ``(B, K)``, or for a language model
+a continuation per prompt from the module's one sampling loop, whose logits come from the net or the
+ONNX session."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -62,6 +65,51 @@ class OnnxRuntimeModule(LightningModule):
         return None if x is None else F.softmax(self.logits(x).float(), dim=-1)
 
 
+def fit_window(
+    fn: Callable[[torch.Tensor], torch.Tensor], window: int | None, one_row: bool = False
+) -> Callable[[torch.Tensor], torch.Tensor]:
+    """Token ids ``(B, T)`` -> logits ``(B, T, V)`` through ``fn``, a graph exported with a dynamic sequence
+    axis (``window=None``: called as it is) or with a fixed ``(1 if one_row else B, window)`` input (the
+    exporter's fallback). Fixed: each row is right-padded with id 0 to ``window``; the net is causal, so the
+    logits at positions ``< T`` do not see the padding, and they are cut back to ``T``."""
+    if window is None:
+        return fn
+
+    def logits(idx: torch.Tensor) -> torch.Tensor:
+        T = idx.shape[1]
+        padded = F.pad(idx, (0, window - T))
+        rows = padded.split(1) if one_row else [padded]
+        return torch.cat([torch.as_tensor(fn(r)) for r in rows])[:, :T]
+
+    return logits
+
+
+def window_logits(ort: OnnxRuntimeModule) -> Callable[[torch.Tensor], torch.Tensor]:
+    """:func:`fit_window` of a language model's ONNX session, the window read from its input shape."""
+    batch_dim, seq_dim = ort.session.get_inputs()[0].shape[:2]
+    window = seq_dim if isinstance(seq_dim, int) else None
+    # ids cropped to the window are a strided view: hand ONNX Runtime a contiguous array
+    return fit_window(lambda ids: ort.logits(ids.contiguous()), window, isinstance(batch_dim, int))
+
+
+class OnnxRuntimeLanguageModel(LightningModule):
+    """A language model's ``predict_step`` with the logits from ONNX Runtime: the loaded module's own
+    :meth:`~bigmodel.models.language_model.LanguageModelModule.continuations` (window crop, temperature,
+    top_k, seeded sampling), given :func:`window_logits` as its ``logits_fn``. ``predict_settings`` as on
+    the module."""
+
+    def __init__(self, lm: LightningModule, ort: OnnxRuntimeModule) -> None:
+        super().__init__()
+        self.lm, self.logits_fn = lm, window_logits(ort)
+        self.predict_settings: dict[str, Any] | None = None
+
+    def predict_step(self, batch: Any, batch_idx: int = 0) -> list[str] | None:
+        prompts = batch[0] if isinstance(batch, tuple) else batch
+        if prompts is None:
+            return None
+        return self.lm.continuations(prompts, batch_idx, self.predict_settings, self.logits_fn)
+
+
 def default_onnx_path(ckpt_path: str | Path) -> Path:
     """Where ``export format=onnx`` leaves a copy beside the checkpoint: ``<dir>/<stem>.onnx``."""
     p = Path(ckpt_path)
@@ -100,19 +148,19 @@ def open_onnx(loaded: LoadedModel, model_path: str | None, threads: int | None =
 
 
 def predictor(loaded: LoadedModel, backend: str, model_path: str | None = None, threads: int | None = None):
-    """``(module, apply_adapter)``: the LightningModule whose ``predict_step`` gives probabilities, and
+    """``(module, apply_adapter)``: the LightningModule whose ``predict_step`` gives probabilities (a
+    language model: continuations, with :class:`OnnxRuntimeLanguageModel` for ``onnxruntime``), and
     whether raw batches must go through the preprocessor's adapter first (torch) or not (ONNX: the adapter
     is inside the graph).
 
     Raises:
-        ConfigError: an unknown backend, or a language model with ``onnxruntime`` (generation is a loop).
+        ConfigError: an unknown backend; for ``onnxruntime``, see :func:`open_onnx`.
     """
     if backend not in BACKENDS:
         raise ConfigError(f"backend={backend!r} is not one of: {', '.join(BACKENDS)}.")
     if backend == "torch":
         return loaded.module, True
+    ort = open_onnx(loaded, model_path, threads)
     if loaded.kind == "lm":
-        raise ConfigError(
-            "backend=onnxruntime serves classifiers; language models generate with backend=torch."
-        )
-    return open_onnx(loaded, model_path, threads), False
+        return OnnxRuntimeLanguageModel(loaded.module, ort), False
+    return ort, False

@@ -22,9 +22,10 @@ class ExportError(ConfigError):
 
 
 def dynamic_shapes(kind: str, example: torch.Tensor, max_length: int | None = None) -> tuple[dict[int, Any]]:
-    """Dynamic axes of the single input: batch always; the sequence axis for text (up to ``max_length``)."""
+    """Dynamic axes of the single input: batch always; the sequence axis for text and language models
+    (``1..max_length``; a language model's ``max_length`` is its ``block_size``)."""
     axes: dict[int, Any] = {0: Dim("batch", min=1, max=65536)}
-    if kind == "text":
+    if kind in ("text", "lm"):
         axes[1] = Dim("seq", min=1, max=int(max_length or 4096))
     return (axes,)
 
@@ -33,7 +34,7 @@ def axis_names(kind: str, example: torch.Tensor) -> list[Any]:
     """The input's shape with dynamic axes named, for the manifest."""
     shape: list[Any] = list(example.shape)
     shape[0] = "batch"
-    if kind == "text":
+    if kind in ("text", "lm"):
         shape[1] = "seq"
     return shape
 

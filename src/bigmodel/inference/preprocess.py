@@ -221,6 +221,11 @@ class TextPreprocessor(Preprocessor):
         return torch.randint(1, max(2, self.tokenizer.vocab_size), (batch, min(8, self.max_length)))
 
     def manifest(self) -> dict[str, Any]:
+        if self.kind == "lm":
+            return {
+                "kind": "lm", "tokenizer": self.tokenizer_state, "block_size": self.max_length,
+                "prompt": "tokenizer ids of the prompt ([0] when empty); the loop feeds the last block_size",
+            }  # fmt: skip
         return {
             "kind": self.kind, "tokenizer": self.tokenizer_state, "max_length": self.max_length,
             "pad_id": self.tokenizer.pad_id, "padding": "right, with pad_id; truncate to max_length",

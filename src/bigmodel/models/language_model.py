@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -13,6 +14,7 @@ from torchmetrics import MeanMetric, MinMetric
 
 from bigmodel.models.build import instantiate_part
 from bigmodel.models.optim import build_optimizer, build_scheduler, decay_param_groups
+from bigmodel.nets.gpt import sample_tokens
 from bigmodel.tokenizers import Tokenizer, tokenizer_from_dict
 from bigmodel.utils.compile import compile_net
 from bigmodel.utils.config import to_plain
@@ -20,6 +22,8 @@ from bigmodel.utils.errors import ConfigError
 from bigmodel.utils.strategies import clip_gradients
 
 log = logging.getLogger(__name__)
+# token ids (B, T) -> logits (B, T, V): the eager net, or an exported graph's runtime session
+LogitsFn = Callable[[torch.Tensor], torch.Tensor]
 
 
 class LanguageModelModule(LightningModule):
@@ -170,9 +174,11 @@ class LanguageModelModule(LightningModule):
     # -- samples ----------------------------------------------------------------------------------------------
     def _generate_ids(
         self, prompt: str, max_new_tokens: int, temperature: float, top_k: int | None,
-        generator: torch.Generator | None,
+        generator: torch.Generator | None, logits_fn: LogitsFn | None = None,
     ) -> tuple[list[int], list[int]]:  # fmt: skip
-        """(prompt ids, new ids); an empty prompt starts from token 0."""
+        """(prompt ids, new ids); an empty prompt starts from token 0. ``logits_fn`` (ids ``(B, T)`` ->
+        logits ``(B, T, V)`` on the CPU, e.g. an ONNX Runtime session) replaces the eager net; the loop
+        (:func:`bigmodel.nets.gpt.sample_tokens`) is the same either way."""
         if self.tokenizer is None:
             raise ConfigError(
                 "This model has no tokenizer (the checkpoint holds none); cannot generate text."
@@ -181,14 +187,13 @@ class LanguageModelModule(LightningModule):
             ids = self.tokenizer.encode(prompt) or [0]
         except ConfigError as e:
             raise ConfigError(f"prompt={prompt!r}: {e}") from None
-        device = next(self.net.parameters()).device
+        block_size = int(self.hparams.net["block_size"])
+        device = torch.device("cpu") if logits_fn is not None else next(self.net.parameters()).device
         idx = torch.tensor([ids], dtype=torch.long, device=device)
         was_training = self.net.training
         self.net.eval()
-        with torch.no_grad():
-            out = self.net.generate(
-                idx, max_new_tokens, temperature=temperature, top_k=top_k, generator=generator
-            )
+        fn = logits_fn if logits_fn is not None else self.net
+        out = sample_tokens(fn, idx, max_new_tokens, block_size, temperature, top_k, generator)
         self.net.train(was_training)
         return ids, out[0, len(ids) :].tolist()
 
@@ -225,28 +230,36 @@ class LanguageModelModule(LightningModule):
         return self.tokenizer.decode(new)
 
     def predict_step(self, batch: Any, batch_idx: int = 0) -> list[str] | None:
-        """A continuation (without the prompt) per prompt of a batch ``prompts`` or ``(prompts, ...)``, with
-        ``self.predict_settings`` (``max_new_tokens``, ``temperature``, ``top_k``, ``seed``; default: the
-        ``model.sample`` settings). Prompt ``i`` of the batch is sampled with ``seed + batch_idx*1000 + i``.
+        """:meth:`continuations` of a batch ``prompts`` or ``(prompts, ...)`` with ``self.predict_settings``."""
+        prompts = batch[0] if isinstance(batch, tuple) else batch
+        if prompts is None:
+            return None
+        return self.continuations(prompts, batch_idx, getattr(self, "predict_settings", None))
+
+    def continuations(
+        self, prompts: list[str], batch_idx: int = 0, settings: dict[str, Any] | None = None,
+        logits_fn: LogitsFn | None = None,
+    ) -> list[str]:  # fmt: skip
+        """The decoded continuation of each prompt, with ``settings`` (``max_new_tokens``, ``temperature``,
+        ``top_k``, ``seed``; default: the ``model.sample`` settings). Prompt ``i`` is sampled with a generator
+        seeded ``seed + batch_idx*1000 + i`` (on the CPU with ``logits_fn``, see :meth:`_generate_ids`), so
+        the torch backend on the CPU and ONNX Runtime draw the same tokens from the same logits.
 
         Raises:
             ConfigError: as :meth:`generate_text`.
         """
-        prompts = batch[0] if isinstance(batch, tuple) else batch
-        if prompts is None:
-            return None
-        cfg = {**(self.hparams.sample or {}), **(getattr(self, "predict_settings", None) or {})}
+        cfg = {**(self.hparams.sample or {}), **(settings or {})}
+        device = self.device if logits_fn is None else torch.device("cpu")
         out = []
         for i, prompt in enumerate(prompts):
-            gen = torch.Generator(device=self.device).manual_seed(
-                int(cfg.get("seed", 0)) + batch_idx * 1000 + i
-            )
+            gen = torch.Generator(device=device).manual_seed(int(cfg.get("seed", 0)) + batch_idx * 1000 + i)
             _, new = self._generate_ids(
                 prompt,
                 int(cfg.get("max_new_tokens", 100)),
                 float(cfg.get("temperature", 1.0)),
                 cfg.get("top_k"),
                 gen,
+                logits_fn,
             )
             out.append(self.tokenizer.decode(new))
         return out

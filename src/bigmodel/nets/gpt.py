@@ -8,6 +8,8 @@ textbook parameter counts: GPT-2 small 124,439,808; GPT-2 medium 354,823,168.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -75,14 +77,36 @@ class GPT(nn.Module):
         """Sample ``max_new_tokens`` tokens after the prompt ``idx`` ``(B, T0)``; returns ``(B, T0 + max_new_tokens)``.
 
         ``temperature`` > 0 scales logits; ``top_k`` keeps the k most likely tokens; ``generator`` makes the
-        sampling reproducible. The context is cropped to the last ``block_size`` tokens.
+        sampling reproducible. The context is cropped to the last ``block_size`` tokens (see
+        :func:`sample_tokens`, the loop every backend shares).
         """
-        for _ in range(max_new_tokens):
-            logits = self(idx[:, -self.block_size :])[:, -1, :] / max(temperature, 1e-8)
-            if top_k is not None:
-                kth = torch.topk(logits, min(top_k, logits.size(-1))).values[:, [-1]]
-                logits = logits.masked_fill(logits < kth, float("-inf"))
-            probs = F.softmax(logits, dim=-1)
-            nxt = torch.multinomial(probs, num_samples=1, generator=generator)
-            idx = torch.cat([idx, nxt], dim=1)
-        return idx
+        return sample_tokens(self, idx, max_new_tokens, self.block_size, temperature, top_k, generator)
+
+
+@torch.no_grad()
+def sample_tokens(
+    logits_fn: Callable[[torch.Tensor], torch.Tensor],
+    idx: torch.Tensor,
+    max_new_tokens: int,
+    block_size: int,
+    temperature: float = 1.0,
+    top_k: int | None = None,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """The autoregressive sampling loop, around any ``logits_fn``: token ids ``(B, T)`` -> logits
+    ``(B, T, V)`` (the eager net, or an exported graph run by ONNX Runtime), so every backend draws the
+    same tokens from the same logits and ``generator`` state.
+
+    Each step crops the context to the last ``block_size`` tokens, divides the last position's logits by
+    ``temperature`` (floored at 1e-8), keeps the ``top_k`` largest (``top_k=1``: greedy), and draws one
+    token with ``torch.multinomial``. Returns ``(B, T0 + max_new_tokens)`` int64 ids.
+    """
+    for _ in range(max_new_tokens):
+        logits = logits_fn(idx[:, -block_size:])[:, -1, :] / max(temperature, 1e-8)
+        if top_k is not None:
+            kth = torch.topk(logits, min(top_k, logits.size(-1))).values[:, [-1]]
+            logits = logits.masked_fill(logits < kth, float("-inf"))
+        probs = F.softmax(logits, dim=-1)
+        nxt = torch.multinomial(probs, num_samples=1, generator=generator)
+        idx = torch.cat([idx, nxt.to(idx.device)], dim=1)
+    return idx
