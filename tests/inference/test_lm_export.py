@@ -41,7 +41,7 @@ def lm_ckpt(tmp_path_factory) -> Path:
 
 
 def _export(ckpt: Path, tmp: Path, fmt: str) -> tuple[dict, Path]:
-    cfg = compose_cfg(tmp, [f"ckpt_path={ckpt}", f"format={fmt}", "verify_samples=16", "verify_batch_size=8"],
+    cfg = compose_cfg(tmp, [f"ckpt_path={ckpt}", f"format={fmt}", "verify_samples=8", "verify_batch_size=4"],
                       "export")  # fmt: skip
     manifest = export(cfg)
     GlobalHydra.instance().clear()
@@ -65,9 +65,9 @@ def test_lm_onnx_export_writes_model_and_manifest_and_verifies(onnx_lm, lm_ckpt)
     saved = torch.load(lm_ckpt, weights_only=True)["tokenizer"]
     assert manifest["preprocessing"]["tokenizer"] == saved and manifest["preprocessing"]["kind"] == "lm"
     check = manifest["verification"]
-    # 16 real test windows of 32 tokens, plus two rows cut to 1 and 16 tokens (the dynamic axis)
+    # 8 real test windows of 32 tokens, plus two rows cut to 1 and 16 tokens (the dynamic axis)
     assert check["passed"] and check["runtime"] == "onnxruntime" and check["lengths"] == [1, 16, BLOCK]
-    assert check["samples"] == 16 * BLOCK + 2 * 1 + 2 * 16
+    assert check["samples"] == 8 * BLOCK + 2 * 1 + 2 * 16
     assert check["max_abs_diff"] <= 1e-4 and check["argmax_agree"] == 1.0
     assert lm_ckpt.with_suffix(".onnx").is_file() and lm_ckpt.with_suffix(".json").is_file()
     # the graph itself takes any batch and any length 1..block_size
