@@ -100,9 +100,11 @@ def test_onnxruntime_predict_and_serve_continue_like_torch(onnx_lm, lm_ckpt, tmp
     texts = [r["label"] for r in rows["torch"]]
     assert len(texts) == 2 and all(len(t) == 40 for t in texts) and not any(r["error"] for r in rows["torch"])
     assert [r["label"] for r in rows["onnxruntime"]] == texts
-    api = ModelAPI(str(lm_ckpt), "onnxruntime", None, None, 3, settings)
+    # serve: one dynamic batch of both prompts is batch 0, as in predict
+    api = ModelAPI(str(lm_ckpt), "onnxruntime", None, None, 3, settings, max_batch_size=4)
     api.setup("cpu")
-    assert api.predict(api.decode_request({"text": "ROMEO:"}))["label"] == texts[0]  # serve: prompt 0 of batch 0
+    batch = [api.decode_request({"text": p}) for p in PROMPTS.splitlines()]
+    assert [row["label"] for row in api.predict(batch)] == texts
 
 
 def test_pt2_export_loads_and_gives_the_same_logits(lm_ckpt, tmp_path):
