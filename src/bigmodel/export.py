@@ -88,7 +88,7 @@ def _test_split_batches(loaded: LoadedModel, cfg: DictConfig, n: int, batch: int
     dm.setup("test")
     if hasattr(dm, "load_state_dict") and loaded.kind == "text":
         dm.tokenizer = loaded.pre.tokenizer  # the checkpoint's tokenizer, as eval uses
-    if loaded.kind == "lm":  # re-encodes the corpus if the checkpoint's tokenizer differs from the rebuilt one
+    if loaded.kind == "lm":  # the checkpoint's tokenizer; the corpus is re-encoded if it differs
         dm.load_state_dict({"tokenizer": loaded.pre.tokenizer_state})
     seen = 0
     for b in dm.test_dataloader():
