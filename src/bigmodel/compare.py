@@ -24,7 +24,6 @@ from rich.console import Console
 from rich.table import Table
 
 from bigmodel.reports import html as H
-from bigmodel.reports.plots import learning_curves, metric_vs_cost
 from bigmodel.reports.runs import select_runs
 from bigmodel.reports.table import COLUMNS, build_row, fmt
 from bigmodel.utils.cli import entry_point
@@ -83,6 +82,9 @@ def _main_metric(rows: list[dict[str, Any]], wanted: str) -> str:
 
 
 def _report_html(rows, complete, incomplete, metric: str, cfg: DictConfig) -> str:
+    # matplotlib (about 1-2 s of import) only once there are runs to plot: a filter that matches nothing fails fast
+    from bigmodel.reports.plots import learning_curves, metric_vs_cost
+
     sections = [
         f'<p class="note">{len(rows)} runs matched runs=<code>{H.html.escape(str(cfg.runs))}</code>'
         f"{' experiment=' + str(cfg.experiment_name) if cfg.get('experiment_name') else ''}"

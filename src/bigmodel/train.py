@@ -31,10 +31,13 @@ def train(cfg: DictConfig) -> dict[str, Any]:
             metric that is never logged, a batch size that leaves no training batch, or a
             ``data.global_batch_size`` that does not split into micro batches x devices.
     """
-    from bigmodel.utils.run import resolve_ckpt_path
+    from bigmodel.utils.run import check_resume_compatible, resolve_ckpt_path
 
-    # first: a missing or unreadable checkpoint, or ckpt_path=last without a run, fails before the imports
+    # first: a missing, unreadable or mismatched checkpoint, or ckpt_path=last without a run, fails before
+    # the imports below (the compatibility check reads the checkpoint: torch only, not Lightning)
     ckpt_path = resolve_ckpt_path(cfg.get("ckpt_path"), cfg.paths.log_dir, cfg.task_name)
+    if ckpt_path:
+        check_resume_compatible(ckpt_path, cfg)
 
     # Imported here, not at the top: `--help`, `--cfg job`, Hydra's composition errors (an unknown key) and
     # a bad ckpt_path then cost no torch/Lightning import (about 5 s of CPU per process, 10 s under load).
@@ -54,11 +57,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     from bigmodel.loggers import tracking
     from bigmodel.utils.batch import apply_batch_plan
     from bigmodel.utils.config import instantiate_group, print_config_tree, subset
-    from bigmodel.utils.run import (
-        check_resume_compatible,
-        checkpointing_kwargs,
-        record_effective_precision,
-    )
+    from bigmodel.utils.run import checkpointing_kwargs, record_effective_precision
 
     started = time.time()
     output_dir = Path(cfg.paths.output_dir)
@@ -68,8 +67,6 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         torch.set_float32_matmul_precision(cfg.extras.float32_matmul_precision)
     # no Trainer exists yet to ask `is_global_zero`: Lightning's decorator reads the rank from the environment
     rank_zero_only(print_config_tree)(cfg, save_dir=output_dir, show=cfg.extras.get("print_config", True))
-    if ckpt_path:
-        check_resume_compatible(ckpt_path, cfg)
     L.seed_everything(cfg.seed, workers=True)
 
     log.info("Instantiating datamodule <%s>", cfg.data._target_)
