@@ -11,7 +11,7 @@ pytestmark = pytest.mark.slow
 
 
 def _test_acc(make_cfg, experiment: str) -> float:
-    return float(train(make_cfg([f"experiment={experiment}", *QUIET, "logger=[]"]))["test/acc"])
+    return float(train(make_cfg([f"experiment={experiment}", *QUIET]))["test/acc"])
 
 
 @pytest.mark.parametrize(
