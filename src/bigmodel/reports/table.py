@@ -5,7 +5,7 @@
   (the throughput callback's flop counter: forward + backward, roughly 3x a forward pass), or a logged
   ``flops_per_sample``;
 - best val / test: ``val/<metric>_best`` (else the best ``val/<metric>`` of the CSV curve) and ``test/<metric>``;
-- epochs, wall time, throughput: ``epoch``, ``wall_s``, ``perf/samples_per_sec`` (``perf/tokens_per_sec``);
+- last epoch (0-based, as Lightning counts), wall time, throughput: ``epoch``, ``wall_s``, ``perf/samples_per_sec`` (``perf/tokens_per_sec``);
 - CPU latency: a ``*latency*_ms`` key of ``metrics.json``, else of an ``export/**/manifest.json`` or
   ``bench*.json`` in the run folder (what ``make export`` / ``make bench`` write).
 
@@ -32,7 +32,9 @@ COLUMNS: list[tuple[str, str, str]] = [
     ("metric", "metric", "s"),
     ("best_val", "best val", "f4"),
     ("test", "test", "f4"),
-    ("epochs", "epochs", "int"),
+    # metrics.json's `epoch`: the 0-based index of the last epoch trained (README: epochs count from 0), so a
+    # 1-epoch run shows 0; the header says so rather than reading like a count
+    ("epochs", "last epoch (from 0)", "int"),
     ("wall_s", "wall (s)", "f1"),
     ("throughput", "samples/s", "f1"),
     ("latency_ms", "CPU latency (ms)", "f2"),
