@@ -28,7 +28,7 @@ from omegaconf import DictConfig, OmegaConf
 from bigmodel.data.download import sha256_file
 from bigmodel.inference import inputs as input_items
 from bigmodel.inference.backends import InferenceGraph, OnnxRuntimeModule
-from bigmodel.inference.exporting import ExportError, axis_names, dynamic_shapes, to_onnx, trace, verify
+from bigmodel.inference.exporting import ExportError, axis_names, dynamic_shapes, save_program, trace, verify
 from bigmodel.inference.lm_export import export_language_model
 from bigmodel.inference.loader import LoadedModel, load_model
 from bigmodel.inference.preprocess import InputError
@@ -153,17 +153,13 @@ def _export_classifier(
     with torch.no_grad():
         ep = trace(graph, example, shapes)
     batches = verification_batches(loaded, cfg)
-    opset = None
+    model_file = out_dir / f"model.{fmt}"
+    opset = save_program(ep, fmt, model_file, cfg.get("opset"))
     if fmt == "onnx":
-        model_file = out_dir / "model.onnx"
-        opset = to_onnx(ep, model_file, cfg.get("opset"))
         ort = OnnxRuntimeModule(model_file)
         check = verify(graph, ort.logits, batches, atol, float(cfg.min_argmax_agree))
         check["runtime"] = "onnxruntime"
     else:
-        model_file = out_dir / "model.pt2"
-        out_dir.mkdir(parents=True, exist_ok=True)
-        torch.export.save(ep, str(model_file))
         program = torch.export.load(str(model_file)).module()
         check = verify(graph, program, batches, atol, float(cfg.min_argmax_agree))
         check["runtime"] = "torch.export.load(...).module()"

@@ -98,6 +98,22 @@ def to_onnx(ep: torch.export.ExportedProgram, path: Path, opset: int | None) -> 
     return int(next(o.version for o in model.opset_import if o.domain in ("", "ai.onnx")))
 
 
+def save_program(
+    ep: torch.export.ExportedProgram, fmt: str, path: Path, opset: int | None = None
+) -> int | None:
+    """Write ``ep`` to ``path`` as ``fmt``: ``onnx`` (:func:`to_onnx`; returns the opset used) or ``pt2``
+    (``torch.export.save``; returns None).
+
+    Raises:
+        ExportError: as :func:`to_onnx`.
+    """
+    if fmt == "onnx":
+        return to_onnx(ep, path, opset)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.export.save(ep, str(path))
+    return None
+
+
 def compare(eager: torch.Tensor, other: torch.Tensor, atol: float, min_agree: float) -> dict[str, Any]:
     """``max_abs_diff``, ``argmax_agree`` and whether they pass (``|a - b| <= atol * max(1, |a|)``)."""
     eager, other = eager.float(), other.float()

@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from bigmodel.inference.backends import OnnxRuntimeModule, fit_window, window_logits
-from bigmodel.inference.exporting import ExportError, dynamic_shapes, to_onnx, trace, verify
+from bigmodel.inference.exporting import ExportError, dynamic_shapes, save_program, trace, verify
 from bigmodel.inference.loader import LoadedModel
 
 log = logging.getLogger(__name__)
@@ -56,11 +56,7 @@ def _capture(
     """Trace ``net`` and write ``model_file``; returns the ONNX opset (None for pt2)."""
     with torch.no_grad():
         ep = trace(net, example, shapes)
-    if fmt == "onnx":
-        return to_onnx(ep, model_file, opset)
-    model_file.parent.mkdir(parents=True, exist_ok=True)
-    torch.export.save(ep, str(model_file))
-    return None
+    return save_program(ep, fmt, model_file, opset)
 
 
 def export_language_model(

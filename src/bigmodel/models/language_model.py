@@ -187,13 +187,12 @@ class LanguageModelModule(LightningModule):
             ids = self.tokenizer.encode(prompt) or [0]
         except ConfigError as e:
             raise ConfigError(f"prompt={prompt!r}: {e}") from None
-        block_size = int(self.hparams.net["block_size"])
         device = torch.device("cpu") if logits_fn is not None else next(self.net.parameters()).device
         idx = torch.tensor([ids], dtype=torch.long, device=device)
         was_training = self.net.training
         self.net.eval()
         fn = logits_fn if logits_fn is not None else self.net
-        out = sample_tokens(fn, idx, max_new_tokens, block_size, temperature, top_k, generator)
+        out = sample_tokens(fn, idx, max_new_tokens, self.net.block_size, temperature, top_k, generator)
         self.net.train(was_training)
         return ids, out[0, len(ids) :].tolist()
 
