@@ -15,6 +15,7 @@ import pytest
 import torch
 
 from bigmodel.utils.resolvers import PROJECT_ROOT
+from tests.conftest import run_cli
 
 NOISE = [
     "💡 Tip",
@@ -69,10 +70,9 @@ def test_train_through_a_pipe_is_quiet_epochs_agree_and_eval_reproduces(tmp_path
     assert re.search(r"Epoch 1/1\b", out)  # the last of max_epochs=2
 
     # eval in a fresh process rebuilds the model from the checkpoint alone and reproduces test/acc
-    res = subprocess.run(
-        [sys.executable, "-m", "bigmodel.eval", f"ckpt_path={m['best_ckpt_path']}", f"paths.log_dir={logs}"],
-        cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=600, env=_plain_env(),
-    )  # fmt: skip
+    # (the fork server's process: the cold start's import-time output was checked on the train run above)
+    res = run_cli("bigmodel.eval", f"ckpt_path={m['best_ckpt_path']}", f"paths.log_dir={logs}",
+                  unset=("NO_COLOR", "FORCE_COLOR", "PYTHONWARNINGS"))  # fmt: skip
     assert res.returncode == 0, res.stderr[-3000:]
     (eval_dir,) = list((logs / "eval" / "runs").iterdir())
     assert json.loads((eval_dir / "metrics.json").read_text())["test/acc"] == pytest.approx(

@@ -6,7 +6,6 @@ from __future__ import annotations
 import csv
 import json
 import os
-import subprocess
 import time
 from pathlib import Path
 from types import SimpleNamespace
@@ -22,7 +21,6 @@ from bigmodel.data.folders import BadFileError
 from bigmodel.eval import evaluate
 from bigmodel.train import train
 from bigmodel.utils.errors import ConfigError
-from bigmodel.utils.resolvers import PROJECT_ROOT
 from bigmodel.utils.run import check_resume_compatible, load_checkpoint, resolve_ckpt_path
 from tests.conftest import QUIET, compose_cfg, run_cli
 from tests.helpers.audio_files import fsdd_folder
@@ -43,18 +41,12 @@ def _ckpt(path: str | Path) -> dict:
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
-    """`make train` for 3 epochs whose best epoch is the first, two newer broken runs (a zero-byte
-    last.ckpt; a kill -9 before any checkpoint), then `ckpt_path=last` to 4 epochs in a new process."""
-    if not (PROJECT_ROOT / ".venv" / "bin" / "python").exists():
-        pytest.skip("needs the project's .venv (make install) to run `make train`")
+    """`bigmodel.train` for 3 epochs whose best epoch is the first, two newer broken runs (a zero-byte
+    last.ckpt; a kill -9 before any checkpoint), then `ckpt_path=last` to 4 epochs in a new process. (`make
+    train` itself, with its exit codes, is run by tests/test_console.py, test_signals.py and test_cli_errors.py.)"""
     tmp = tmp_path_factory.mktemp("lifecycle")
     logs = tmp / "logs"
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    res = subprocess.run(
-        ["make", "-s", "-o", ".venv/.installed", "train", f"paths.log_dir={logs}", "trainer.max_epochs=3",
-         *SHORT, *EARLY_BEST],
-        cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=300, env=env,
-    )  # fmt: skip
+    res = run_cli("bigmodel.train", f"paths.log_dir={logs}", "trainer.max_epochs=3", *SHORT, *EARLY_BEST)
     assert res.returncode == 0, res.stderr[-3000:]
     (first,) = list((logs / "digits_cnn" / "runs").iterdir())
     newer = time.time() + 60

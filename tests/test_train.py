@@ -122,21 +122,13 @@ def test_batch_size_larger_than_train_split(make_cfg):
 
 
 def test_two_runs_started_together_get_separate_dirs(tmp_path):
-    import subprocess
-    import sys
+    from concurrent.futures import ThreadPoolExecutor
 
-    args = [
-        sys.executable,
-        "-m",
-        "bigmodel.train",
-        f"paths.log_dir={tmp_path}",
-        "train=false",
-        "test=false",
-        "extras.print_config=false",
-    ]
-    procs = [subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE) for _ in range(2)]
+    args = [f"paths.log_dir={tmp_path}", "train=false", "test=false", "extras.print_config=false"]
+    with ThreadPoolExecutor(2) as pool:  # two processes at once, started within milliseconds of each other
+        procs = list(pool.map(lambda _: run_cli("bigmodel.train", *args, timeout=120), range(2)))
     for p in procs:
-        assert p.wait(timeout=120) == 0, p.stderr.read()[-2000:]
+        assert p.returncode == 0, p.stderr[-2000:]
     dirs = list((tmp_path / "digits_cnn" / "runs").iterdir())
     assert len(dirs) == 2 and all((d / "metrics.json").is_file() for d in dirs)
 

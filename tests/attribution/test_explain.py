@@ -18,11 +18,13 @@ from bigmodel.explain import explain, make_explainer, run_checks, stack
 from bigmodel.utils.errors import ConfigError
 from tests.conftest import QUIET, SHARED_DATA, compose_cfg
 
-# a few dozen batches: enough for a model well above chance, small enough for `make test`
+# a few dozen batches: enough for a model well above chance, small enough for `make test` (measured at these
+# budgets, 50 test inputs: deletion drop top-k vs random 0.32/0.04 mnist, 0.03-0.07/0.01-0.03 digits, 0.05/0.004
+# sst2; randomization rho 0.47, 0.14-0.23, 0.06 against 0.7). SST-2 phrases are short: 32 tokens hold most.
 BUDGETS = {
-    "mnist_cnn": ["+trainer.limit_train_batches=40"],
-    "spoken_digits_cnn": ["+trainer.limit_train_batches=25", "trainer.max_epochs=2"],
-    "sst2_transformer": ["+trainer.limit_train_batches=80"],
+    "mnist_cnn": ["+trainer.limit_train_batches=20"],
+    "spoken_digits_cnn": ["+trainer.limit_train_batches=25"],
+    "sst2_transformer": ["+trainer.limit_train_batches=60", "data.max_length=32", "data.batch_size=32"],
 }
 
 

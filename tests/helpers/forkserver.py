@@ -1,0 +1,168 @@
+"""A fork server for the tests that run ``python -m bigmodel.<entry point>`` (tests.conftest.run_cli).
+
+Why: a fresh ``python -m bigmodel.train`` spends about 10 s of CPU importing torch and Lightning before it does
+anything (Lightning's version check imports all of torchmetrics, and through it torchvision, torch._dynamo,
+transformers and scipy). ``make test`` starts a few dozen of them. This server imports those libraries once per
+pytest worker; each request forks it and runs the entry point in the child, as ``python -m`` would
+(``runpy.run_module(..., run_name="__main__", alter_sys=True)``), with the request's argv, cwd, environment and
+stdout/stderr files. The child is a real, separate process: its exit code, signals (kill -9 gives -9), stdout,
+stderr, files and atexit handlers are its own; only the already-imported libraries are shared.
+
+What differs from a cold start, so run_cli falls back to a plain subprocess for it:
+- a cwd other than the project root (``python -m`` puts the cwd first on sys.path);
+- an environment that differs in a variable the libraries read when they are imported (thread counts, HF/torch
+  switches, PYTHON*), because those imports already happened here;
+- warnings the libraries print while they are imported happen once, here, not in the child. The tests of what a
+  user sees on the console (tests/test_console.py, tests/test_cli_errors.py) start ``make`` themselves and so never
+  come here.
+``BIGMODEL_TEST_FORKSERVER=0`` turns the server off: every run_cli is then a plain subprocess.
+
+Protocol (one connection per run, on a Unix socket): the client sends one JSON line ``{module, args, cwd, env}``
+with two file descriptors (stdout, stderr files) attached; the server answers ``pid <n>`` and, when the child has
+ended, ``exit <returncode>`` (negative: killed by that signal, like subprocess).
+"""
+
+from __future__ import annotations
+
+import atexit
+import gc
+import json
+import os
+import runpy
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+from pathlib import Path
+
+# Imported once here, shared copy-on-write by every child. Only libraries: our own modules stay fresh per run.
+PRELOAD = ("torch", "lightning.pytorch", "torchmetrics", "hydra", "omegaconf", "rich", "sklearn.datasets")
+# Environment variables read at import time by what PRELOAD imports (or by the interpreter itself)
+IMPORT_TIME_ENV = ("OMP_", "MKL_", "KMP_", "OPENBLAS_", "HF_", "TRANSFORMERS_", "TORCH", "PYTORCH_", "CUDA_",
+                   "PYTHON", "LD_", "TOKENIZERS_")  # fmt: skip
+
+
+def import_time_env_differs(a: dict[str, str], b: dict[str, str]) -> list[str]:
+    """The variables, among those read at import time, whose values differ between ``a`` and ``b``."""
+    keys = {k for k in (*a, *b) if k.startswith(IMPORT_TIME_ENV) and k != "PYTHONUNBUFFERED"}
+    return sorted(k for k in keys if a.get(k) != b.get(k))
+
+
+def _child(req: dict, fds: list[int]) -> None:
+    """Turn this forked process into ``python -m <module> <args>`` and run it; never returns normally."""
+    devnull = os.open(os.devnull, os.O_RDONLY)
+    for src, dst in ((devnull, 0), (fds[0], 1), (fds[1], 2)):
+        os.dup2(src, dst)
+    for fd in (devnull, *fds):
+        os.close(fd)
+    os.chdir(req["cwd"])
+    os.environ.clear()
+    os.environ.update(req["env"])
+    # the signal dispositions of a fresh interpreter
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    for sig in (signal.SIGTERM, signal.SIGCHLD, signal.SIGHUP):
+        signal.signal(sig, signal.SIG_DFL)
+    if "numpy" in sys.modules:  # a fresh process draws its own numpy seed; forked children would share one
+        sys.modules["numpy"].random.seed()
+    gc.enable()
+    sys.argv = [req["module"], *req["args"]]
+    runpy.run_module(req["module"], run_name="__main__", alter_sys=True)
+    sys.exit(0)  # SystemExit (here or from the entry point) ends the child through normal interpreter exit
+
+
+def _monitor(conn: socket.socket, req: dict, fds: list[int]) -> None:
+    """Fork the run, report its pid and exit code on ``conn``, then leave (never returns in this process)."""
+    pid = os.fork()
+    if pid == 0:
+        conn.close()
+        _child(req, fds)  # raises SystemExit at its end, through the caller's frames to the interpreter
+    for fd in fds:
+        os.close(fd)
+    try:
+        conn.sendall(f"pid {pid}\n".encode())
+        _, status = os.waitpid(pid, 0)
+        conn.sendall(f"exit {os.waitstatus_to_exitcode(status)}\n".encode())
+    finally:
+        os._exit(0)
+
+
+def serve(path: str) -> None:
+    # The gc module's recipe for a fork server: without the freeze, each child's exit walks (and copies on
+    # write) every object the imports made, 3 s of the 3.4 s a trivial run took; with it, 0.8 s.
+    gc.disable()
+    for name in PRELOAD:
+        __import__(name)
+    gc.freeze()
+    srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    srv.bind(path)
+    srv.listen(16)
+    signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # monitors are reaped automatically
+    print("ready", flush=True)
+    while True:
+        conn, _ = srv.accept()
+        msg, fds, _, _ = socket.recv_fds(conn, 1 << 20, 2)
+        while not msg.endswith(b"\n"):
+            msg += conn.recv(1 << 20)
+        if os.fork() == 0:  # the monitor: waits for the run so that this loop can take the next request
+            srv.close()
+            signal.signal(signal.SIGCHLD, signal.SIG_DFL)  # SIG_IGN would reap the run before waitpid sees it
+            _monitor(conn, json.loads(msg), fds)
+        conn.close()
+        for fd in fds:
+            os.close(fd)
+
+
+class Client:
+    """The test process's side: starts the server on first use and runs requests through it."""
+
+    def __init__(self, root: Path, env: dict[str, str]):
+        self.root, self.env = root, env
+        self._proc: subprocess.Popen | None = None
+        self._lock = threading.Lock()
+        self._dir = tempfile.mkdtemp(prefix="bigmodel-forkserver-")
+        self.path = os.path.join(self._dir, "sock")
+
+    def _start(self) -> None:
+        self._proc = subprocess.Popen([sys.executable, "-m", "tests.helpers.forkserver", self.path], cwd=self.root,
+                                      env=self.env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)  # fmt: skip
+        if self._proc.stdout.readline().strip() != "ready":
+            raise RuntimeError(f"the test fork server did not start (exit {self._proc.wait()})")
+        atexit.register(self.close)
+
+    def close(self) -> None:
+        if self._proc is not None and self._proc.poll() is None:
+            self._proc.kill()
+            self._proc.wait()
+        if os.path.exists(self.path):
+            os.unlink(self.path)
+
+    def run(self, module: str, args: list[str], cwd: Path, env: dict[str, str], timeout: float):
+        """Like ``subprocess.run([python, "-m", module, *args], capture_output=True, text=True, ...)``."""
+        with self._lock:
+            if self._proc is None:
+                self._start()
+        cmd = [sys.executable, "-m", module, *args]
+        req = json.dumps({"module": module, "args": list(args), "cwd": str(cwd), "env": env}) + "\n"
+        with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            sock.settimeout(timeout)
+            with sock, sock.makefile("r") as answers:
+                sock.connect(self.path)
+                socket.send_fds(sock, [req.encode()], [out.fileno(), err.fileno()])
+                pid = int(answers.readline().split()[1])
+                try:
+                    line = answers.readline()
+                except TimeoutError:
+                    os.kill(pid, signal.SIGKILL)
+                    raise subprocess.TimeoutExpired(cmd, timeout) from None
+            code = int(line.split()[1])
+            out.seek(0), err.seek(0)
+            # text=True's universal newlines: "\r\n" and a progress bar's "\r" read as "\n"
+            text = [f.read().decode().replace("\r\n", "\n").replace("\r", "\n") for f in (out, err)]
+        return subprocess.CompletedProcess(cmd, code, text[0], text[1])
+
+
+if __name__ == "__main__":
+    serve(sys.argv[1])

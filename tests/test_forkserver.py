@@ -1,0 +1,51 @@
+"""The tests' fork server (tests/helpers/forkserver.py) gives what a plain ``python -m`` subprocess gives:
+argv, cwd, environment, stdout, stderr, exit code, death by signal, its own pid, and timeouts."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+
+import pytest
+
+from tests.conftest import run_cli
+from tests.helpers.forkserver import import_time_env_differs
+
+
+def _both(monkeypatch, *args, env=None):
+    served = run_cli("tests.helpers.probe", *args, env=env)
+    monkeypatch.setenv("BIGMODEL_TEST_FORKSERVER", "0")
+    plain = run_cli("tests.helpers.probe", *args, env=env)
+    monkeypatch.delenv("BIGMODEL_TEST_FORKSERVER")
+    return served, plain
+
+
+@pytest.mark.parametrize("code", ["0", "3"])
+def test_served_run_matches_a_plain_subprocess(monkeypatch, code):
+    served, plain = _both(monkeypatch, code, "PROBE_VAR", "WANDB_MODE", env={"PROBE_VAR": "x y"})
+    assert served.returncode == plain.returncode == int(code)
+    s, p = json.loads(served.stdout), json.loads(plain.stdout)
+    assert s.pop("pid") not in (os.getpid(), p.pop("pid"))
+    assert s == p and s["env"]["PROBE_VAR"] == "x y" and s["argv0"] == "probe.py"
+    assert served.stderr == plain.stderr == "to stderr\nand a bar\ndone\n"
+
+
+def test_kill_9_is_minus_9(monkeypatch):
+    served, plain = _both(monkeypatch, "kill")
+    assert served.returncode == plain.returncode == -9
+    assert json.loads(served.stdout)["argv"] == ["kill"]
+
+
+def test_a_timeout_kills_the_run():
+    t = time.time()
+    with pytest.raises(subprocess.TimeoutExpired):
+        run_cli("tests.helpers.sleeper", timeout=2)
+    assert time.time() - t < 30
+
+
+def test_import_time_variables_are_told_apart():
+    assert import_time_env_differs({"OMP_NUM_THREADS": "1"}, {"OMP_NUM_THREADS": "2"}) == ["OMP_NUM_THREADS"]
+    assert import_time_env_differs({"HF_HUB_OFFLINE": "1"}, {}) == ["HF_HUB_OFFLINE"]
+    assert import_time_env_differs({"WANDB_MODE": "offline", "PYTHONUNBUFFERED": "1"}, {}) == []
