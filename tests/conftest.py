@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import subprocess
 import sys
@@ -65,6 +66,23 @@ def make_cfg(tmp_path):
 _FORKSERVER: Client | None = None
 
 
+def _served(cwd: Path, env: dict[str, str]) -> Client | None:
+    """This worker's fork server when a run from ``cwd`` with ``env`` can be forked from it, else None."""
+    global _FORKSERVER
+    if os.environ.get("BIGMODEL_TEST_FORKSERVER", "1") == "0" or cwd.resolve() != PROJECT_ROOT.resolve():
+        return None
+    if _FORKSERVER is None:  # its environment is this worker's at the first run
+        _FORKSERVER = Client(PROJECT_ROOT, {**os.environ, "PYTHONUNBUFFERED": "1"})
+    return None if import_time_env_differs(env, _FORKSERVER.env) else _FORKSERVER
+
+
+def _cli_env(env: dict | None, unset: Sequence[str]) -> dict[str, str]:
+    full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
+    for name in unset:
+        full_env.pop(name, None)
+    return full_env
+
+
 def run_cli(
     module: str,
     *overrides: str,
@@ -79,16 +97,9 @@ def run_cli(
     this worker's fork server (tests/helpers/forkserver.py: torch and Lightning already imported, ~10 s of CPU
     less per run); otherwise, or with ``BIGMODEL_TEST_FORKSERVER=0``, it is a plain subprocess. Its
     environment is this one's, updated with ``env``, without the variables named in ``unset``."""
-    global _FORKSERVER
-    full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
-    for name in unset:
-        full_env.pop(name, None)
-    cwd = Path(cwd or PROJECT_ROOT)
-    if os.environ.get("BIGMODEL_TEST_FORKSERVER", "1") != "0" and cwd.resolve() == PROJECT_ROOT.resolve():
-        if _FORKSERVER is None:  # its environment is this worker's at the first run
-            _FORKSERVER = Client(PROJECT_ROOT, {**os.environ, "PYTHONUNBUFFERED": "1"})
-        if not import_time_env_differs(full_env, _FORKSERVER.env):
-            return _FORKSERVER.run(module, list(overrides), cwd, full_env, timeout)
+    full_env, cwd = _cli_env(env, unset), Path(cwd or PROJECT_ROOT)
+    if server := _served(cwd, full_env):
+        return server.run(module, list(overrides), cwd, full_env, timeout)
     return subprocess.run(
         [sys.executable, "-m", module, *overrides],
         cwd=cwd,
@@ -97,6 +108,18 @@ def run_cli(
         timeout=timeout,
         env=full_env,
     )
+
+
+def start_cli(module: str, *overrides: str, log: Path, env: dict | None = None):
+    """Start ``python -m <module> <overrides>`` from the project root with stdout and stderr to ``log``, and
+    return it without waiting: a ``subprocess.Popen``, or the fork server's process with the same ``pid``,
+    ``poll``, ``wait``, ``send_signal`` and ``kill`` (see :func:`run_cli` for when)."""
+    full_env = _cli_env(env, ())
+    with open(log, "wb") as f:
+        if server := _served(PROJECT_ROOT, full_env):
+            return server.spawn(module, list(overrides), PROJECT_ROOT, full_env, f.fileno(), f.fileno())
+        cmd = [sys.executable, "-m", module, *overrides]
+        return subprocess.Popen(cmd, cwd=PROJECT_ROOT, stdout=f, stderr=subprocess.STDOUT, env=full_env)
 
 
 # The slow suite's full runs (a target accuracy after whole epochs) take 15 to 40 min each on this 2-core CPU;
@@ -108,3 +131,10 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if item.get_closest_marker("slow") and not item.get_closest_marker("timeout"):
             item.add_marker(pytest.mark.timeout(SLOW_TIMEOUT_S))
+
+
+def pytest_unconfigure(config):
+    """Each pytest process (the controller and every xdist worker) ends with torch imported: freeze its
+    objects so that the interpreter's exit-time collections skip them (~2.5 s of CPU each; the entry points
+    do the same, bigmodel.utils.cli)."""
+    gc.freeze()

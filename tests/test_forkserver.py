@@ -49,3 +49,14 @@ def test_import_time_variables_are_told_apart():
     assert import_time_env_differs({"OMP_NUM_THREADS": "1"}, {"OMP_NUM_THREADS": "2"}) == ["OMP_NUM_THREADS"]
     assert import_time_env_differs({"HF_HUB_OFFLINE": "1"}, {}) == ["HF_HUB_OFFLINE"]
     assert import_time_env_differs({"WANDB_MODE": "offline", "PYTHONUNBUFFERED": "1"}, {}) == []
+
+
+def test_started_run_polls_and_dies_by_sigterm(tmp_path):
+    from tests.conftest import start_cli
+
+    proc = start_cli("tests.helpers.sleeper", log=tmp_path / "log")
+    assert proc.poll() is None and proc.pid != os.getpid()
+    with pytest.raises(subprocess.TimeoutExpired):
+        proc.wait(timeout=0.5)
+    proc.send_signal(15)
+    assert proc.wait(timeout=30) == -15 and proc.poll() == -15

@@ -66,10 +66,10 @@ hydra:
   sweeper:
     direction: maximize
     study_name: faulty
-    n_trials: 6
+    n_trials: 4
     sampler: {_target_: optuna.samplers.BruteForceSampler, seed: 0}
     params:
-      model.optimizer.lr: choice(-1, inf, 0.01, 0.003, 0.002, 0.001)
+      model.optimizer.lr: choice(-1, inf, 0.01, 0.001)
 """
 SHORT = [
     "trainer.max_epochs=2", "+trainer.limit_train_batches=2", "+trainer.limit_val_batches=1", "test=false",
@@ -99,13 +99,13 @@ def test_optuna_sweep_with_failing_trials_completes_the_others(tmp_path):
     assert p.returncode == 1, p.stderr[-3000:]  # some jobs failed (the multirun policy, utils/cli.py)
     study = load_study(sweep)
     by_lr = {t.params["model.optimizer.lr"]: t for t in study.trials}
-    assert sorted(t.state.name for t in study.trials) == ["COMPLETE"] * 4 + ["FAIL"] * 2
+    assert sorted(t.state.name for t in study.trials) == ["COMPLETE"] * 2 + ["FAIL"] * 2
     assert (
         by_lr[-1].state.name == "FAIL" and "Invalid learning rate: -1" in by_lr[-1].user_attrs["fail_reason"]
     )
     nan = by_lr[math.inf]
     assert nan.state.name == "FAIL" and "train/loss=nan" in nan.user_attrs["fail_reason"]
-    assert study.best_trial.params["model.optimizer.lr"] in (0.01, 0.003, 0.002, 0.001)
+    assert study.best_trial.params["model.optimizer.lr"] in (0.01, 0.001)
     # each failure: its own job log holds the traceback, its metrics.json says failed
     for t in (by_lr[-1], nan):
         job = Path(t.user_attrs["job_dir"])
@@ -118,8 +118,8 @@ def test_optuna_sweep_with_failing_trials_completes_the_others(tmp_path):
     assert f"#{by_lr[-1].number} {sweep / str(by_lr[-1].number)}: ValueError" in summary
     assert f"#{nan.number} {sweep / str(nan.number)}: NonFiniteObjective" in summary
     results = OmegaConf.load(sweep / "optimization_results.yaml")
-    assert results.best_trial == study.best_trial.number and results.trials == {"COMPLETE": 4, "FAIL": 2}
-    assert len((sweep / "trials.csv").read_text().splitlines()) == 1 + 6
+    assert results.best_trial == study.best_trial.number and results.trials == {"COMPLETE": 2, "FAIL": 2}
+    assert len((sweep / "trials.csv").read_text().splitlines()) == 1 + 4
     assert (sweep / "optimization_history.png").stat().st_size > 0
 
 

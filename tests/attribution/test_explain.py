@@ -46,15 +46,32 @@ def checkpoints(tmp_path_factory) -> dict[str, Path]:
     return out
 
 
+_LOADED: dict[str, object] = {}
+_SAMPLES: dict[str, list] = {}
+
+
 def loaded(checkpoints, exp: str, tmp_path: Path):
-    return load(str(checkpoints[exp]), str(tmp_path), None, str(SHARED_DATA), str(tmp_path / "cache"))
+    """``exp``'s checkpoint through the shared loader, once per session: the tests only read it (an
+    FSDD datamodule reads its test WAVs again on every load, 1.5 s)."""
+    if exp not in _LOADED:
+        _LOADED[exp] = load(
+            str(checkpoints[exp]), str(tmp_path), None, str(SHARED_DATA), str(tmp_path / "cache")
+        )
+    return _LOADED[exp]
+
+
+def first_test_samples(checkpoints, exp: str, tmp_path: Path, n: int) -> list:
+    """The first ``n`` test samples of ``exp``, read once per session (50 at least)."""
+    if len(_SAMPLES.get(exp, ())) < n:
+        _SAMPLES[exp] = split_samples(loaded(checkpoints, exp, tmp_path), "test", max(n, 50))
+    return _SAMPLES[exp][:n]
 
 
 @pytest.mark.parametrize("exp", list(BUDGETS))
 def test_faithfulness_checks(checkpoints, tmp_path, exp):
     """Deletion test and model randomization on 50 real test inputs, integrated gradients."""
     lo = loaded(checkpoints, exp, tmp_path)
-    ex = make_explainer(lo, "integrated_gradients", split_samples(lo, "test", 1)[0].x)
+    ex = make_explainer(lo, "integrated_gradients", first_test_samples(checkpoints, exp, tmp_path, 1)[0].x)
     checks = run_checks(ex, lo, 50)
     d, r = checks["deletion"], checks["randomization"]
     assert d["n"] == 50 and r["n"] >= 45
@@ -66,7 +83,7 @@ def test_faithfulness_checks(checkpoints, tmp_path, exp):
 def test_deletion_test_can_fail(checkpoints, tmp_path):
     """Attributions pointing at the least important pixels must fail the deletion test."""
     lo = loaded(checkpoints, "mnist_cnn", tmp_path)
-    samples = split_samples(lo, "test", 50)
+    samples = first_test_samples(checkpoints, "mnist_cnn", tmp_path, 50)
     ex = make_explainer(lo, "saliency", samples[0].x)
     z = stack([s.x for s in samples])
     attr = ex.attribute(z, ex.logits(z).argmax(-1))
@@ -129,7 +146,7 @@ def test_explain_text_tokens(checkpoints, make_cfg):
 def test_every_method_runs(checkpoints, tmp_path, method):
     for exp in BUDGETS:
         lo = loaded(checkpoints, exp, tmp_path)
-        s = split_samples(lo, "test", 2)
+        s = first_test_samples(checkpoints, exp, tmp_path, 2)
         ex = make_explainer(lo, method, s[0].x)
         pad = int(getattr(lo.module.net, "pad_id", 0)) if lo.modality == "text" else 0
         z = stack([ex.space(x.x) for x in s], pad)
@@ -191,7 +208,7 @@ def test_faithfulness_checks_slow(checkpoints, tmp_path, exp, method, request):
             pytest.mark.xfail(reason="unsigned token saliency fails the deletion test", strict=False)
         )
     lo = loaded(checkpoints, exp, tmp_path)
-    ex = make_explainer(lo, method, split_samples(lo, "test", 1)[0].x)
+    ex = make_explainer(lo, method, first_test_samples(checkpoints, exp, tmp_path, 1)[0].x)
     checks = run_checks(ex, lo, 100)
     assert checks["deletion"]["passed"], checks
     assert checks["randomization"]["passed"], checks

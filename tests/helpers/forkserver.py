@@ -25,10 +25,12 @@ ended, ``exit <returncode>`` (negative: killed by that signal, like subprocess).
 from __future__ import annotations
 
 import atexit
+import contextlib
 import gc
 import json
 import os
 import runpy
+import select
 import signal
 import socket
 import subprocess
@@ -138,30 +140,75 @@ class Client:
         if os.path.exists(self.path):
             os.unlink(self.path)
 
-    def run(self, module: str, args: list[str], cwd: Path, env: dict[str, str], timeout: float):
-        """Like ``subprocess.run([python, "-m", module, *args], capture_output=True, text=True, ...)``."""
+    def spawn(self, module: str, args: list[str], cwd: Path, env: dict[str, str], stdout: int, stderr: int):
+        """Start ``python -m module *args`` writing to the file descriptors ``stdout`` and ``stderr``; returns a
+        :class:`ServedProcess` (``pid``, ``poll``, ``wait``, ``send_signal``, ``kill``), like ``Popen``."""
         with self._lock:
             if self._proc is None:
                 self._start()
-        cmd = [sys.executable, "-m", module, *args]
         req = json.dumps({"module": module, "args": list(args), "cwd": str(cwd), "env": env}) + "\n"
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.connect(self.path)
+        socket.send_fds(sock, [req.encode()], [stdout, stderr])
+        return ServedProcess(sock, [sys.executable, "-m", module, *args])
+
+    def run(self, module: str, args: list[str], cwd: Path, env: dict[str, str], timeout: float):
+        """Like ``subprocess.run([python, "-m", module, *args], capture_output=True, text=True, ...)``."""
         with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            sock.settimeout(timeout)
-            with sock, sock.makefile("r") as answers:
-                sock.connect(self.path)
-                socket.send_fds(sock, [req.encode()], [out.fileno(), err.fileno()])
-                pid = int(answers.readline().split()[1])
-                try:
-                    line = answers.readline()
-                except TimeoutError:
-                    os.kill(pid, signal.SIGKILL)
-                    raise subprocess.TimeoutExpired(cmd, timeout) from None
-            code = int(line.split()[1])
+            proc = self.spawn(module, args, cwd, env, out.fileno(), err.fileno())
+            try:
+                code = proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                raise
             out.seek(0), err.seek(0)
             # text=True's universal newlines: "\r\n" and a progress bar's "\r" read as "\n"
             text = [f.read().decode().replace("\r\n", "\n").replace("\r", "\n") for f in (out, err)]
-        return subprocess.CompletedProcess(cmd, code, text[0], text[1])
+        return subprocess.CompletedProcess(proc.args, code, text[0], text[1])
+
+
+class ServedProcess:
+    """A run started by the fork server, with the part of ``subprocess.Popen``'s interface the tests use."""
+
+    def __init__(self, sock: socket.socket, args: list[str]):
+        self.args, self.returncode = args, None
+        self._sock, self._buf = sock, b""
+        self.pid = int(self._line(None).split()[1])
+
+    def _line(self, timeout: float | None) -> str | None:
+        while b"\n" not in self._buf:
+            if not select.select([self._sock], [], [], timeout)[0]:
+                return None
+            chunk = self._sock.recv(4096)
+            if not chunk:
+                raise RuntimeError(f"the test fork server dropped the run {self.args}")
+            self._buf += chunk
+        line, self._buf = self._buf.split(b"\n", 1)
+        return line.decode()
+
+    def poll(self) -> int | None:
+        return self.wait(0) if self.returncode is None else self.returncode
+
+    def wait(self, timeout: float | None = None) -> int | None:
+        """The exit code (negative: the signal that killed it); ``subprocess.TimeoutExpired`` after
+        ``timeout`` seconds, except that ``timeout=0`` (poll) returns None while it runs."""
+        if self.returncode is None:
+            line = self._line(timeout)
+            if line is None:
+                if timeout == 0:
+                    return None
+                raise subprocess.TimeoutExpired(self.args, timeout)
+            self.returncode = int(line.split()[1])
+            self._sock.close()
+        return self.returncode
+
+    def send_signal(self, sig: int) -> None:
+        if self.returncode is None:
+            with contextlib.suppress(ProcessLookupError):  # it has just ended
+                os.kill(self.pid, sig)
+
+    def kill(self) -> None:
+        self.send_signal(signal.SIGKILL)
 
 
 if __name__ == "__main__":

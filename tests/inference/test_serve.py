@@ -5,11 +5,8 @@ from __future__ import annotations
 
 import base64
 import io
-import os
 import signal
 import socket
-import subprocess
-import sys
 import time
 import wave
 from concurrent.futures import ThreadPoolExecutor
@@ -22,7 +19,7 @@ import pytest
 from bigmodel.inference.preprocess import AudioPreprocessor, TextPreprocessor
 from bigmodel.predict import predict
 from bigmodel.serve import ModelAPI, _Bad
-from bigmodel.utils.resolvers import PROJECT_ROOT
+from tests.conftest import start_cli
 
 
 def _free_port() -> int:
@@ -42,10 +39,8 @@ def _wav_bytes(frames: int) -> bytes:
 @pytest.fixture(scope="module")
 def server(digits_ckpt, tmp_path_factory):
     port, logs = _free_port(), tmp_path_factory.mktemp("serve")
-    cmd = [sys.executable, "-m", "bigmodel.serve", f"ckpt_path={digits_ckpt}", f"port={port}",
-           f"paths.log_dir={logs}", "max_batch_size=8", "batch_timeout=0.01", "max_body_bytes=20000"]  # fmt: skip
-    log = open(logs / "server.log", "w")
-    proc = subprocess.Popen(cmd, cwd=PROJECT_ROOT, stdout=log, stderr=subprocess.STDOUT, env={**os.environ})
+    proc = start_cli("bigmodel.serve", f"ckpt_path={digits_ckpt}", f"port={port}", f"paths.log_dir={logs}",
+                     "max_batch_size=8", "batch_timeout=0.01", "max_body_bytes=20000", log=logs / "server.log")  # fmt: skip
     url = f"http://127.0.0.1:{port}"
     deadline = time.time() + 240
     while time.time() < deadline:

@@ -25,9 +25,11 @@
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import errno
 import functools
+import gc
 import json
 import logging
 import math
@@ -44,7 +46,7 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.experimental.callback import Callback
 from hydra.types import RunMode
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import InterpolationKeyError, MissingMandatoryValue
 
 from bigmodel.utils import quiet
@@ -71,6 +73,11 @@ def entry_point(config_name: str) -> Callable[[Callable[[DictConfig], Any]], Cal
 
         @functools.wraps(task)
         def main() -> Any:
+            # At exit, the interpreter's last garbage collections walk every object torch and Lightning
+            # made at import: about 2.5 s of CPU per command on this 2-core machine. Freezing them first
+            # skips that walk. Exit work that matters is in atexit handlers (logging, W&B, multiprocessing,
+            # weakref.finalize), which run either way; gc.freeze is the gc module's documented tool for it.
+            atexit.register(gc.freeze)
             _state.update(task_started=False, failed_jobs=[])
             quiet.apply(True)  # the config is not composed yet; RunLifecycle and the task apply its switch
             sys.argv = _single_job_argv(sys.argv, os.environ)
@@ -109,6 +116,7 @@ def _guard_task(task: Callable[[DictConfig], Any]) -> Callable[[DictConfig], Any
             os.environ[JOB_OVERRIDES_ENV] = json.dumps(list(hc.overrides.task))
         try:
             try:
+                _check_interpolations(cfg)
                 return task(cfg)
             except (InterpolationKeyError, MissingMandatoryValue) as e:
                 raise _mismatched_groups_error(e, hc) from e
@@ -175,6 +183,21 @@ def signal_name(signum: int) -> str:
     import signal
 
     return signal.Signals(signum).name
+
+
+def _check_interpolations(cfg: DictConfig) -> None:
+    """Resolve the sections the task instantiates, so that groups which do not fit together (a key reading a
+    missing key) fail now, before the task imports torch and Lightning: about 1 s instead of 13 s. Only a
+    missing key is raised here; any other resolution error surfaces where the task reads that key, as before."""
+    for section in ("data", "model", "trainer", "callbacks", "logger"):
+        node = cfg.get(section)
+        if isinstance(node, DictConfig):
+            try:
+                OmegaConf.to_container(node, resolve=True)
+            except InterpolationKeyError:
+                raise
+            except Exception:  # noqa: BLE001, S112  (reported by the task itself, with its context)
+                continue
 
 
 def _mismatched_groups_error(e: Exception, hc: Any) -> ConfigError:
