@@ -6,6 +6,7 @@ import gc
 import os
 import subprocess
 import sys
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -66,14 +67,33 @@ def make_cfg(tmp_path):
 _FORKSERVER: Client | None = None
 
 
-def _served(cwd: Path, env: dict[str, str]) -> Client | None:
-    """This worker's fork server when a run from ``cwd`` with ``env`` can be forked from it, else None."""
+def _fork_client() -> Client:
     global _FORKSERVER
+    if _FORKSERVER is None:  # its environment is this process's at the first run
+        owner = os.getppid() if os.environ.get("PYTEST_XDIST_WORKER") else os.getpid()  # the session
+        _FORKSERVER = Client(PROJECT_ROOT, {**os.environ, "PYTHONUNBUFFERED": "1"}, owner)
+    return _FORKSERVER
+
+
+def _served(cwd: Path, env: dict[str, str]) -> Client | None:
+    """The session's fork server when a run from ``cwd`` with ``env`` can be forked from it, else None."""
     if os.environ.get("BIGMODEL_TEST_FORKSERVER", "1") == "0" or cwd.resolve() != PROJECT_ROOT.resolve():
         return None
-    if _FORKSERVER is None:  # its environment is this worker's at the first run
-        _FORKSERVER = Client(PROJECT_ROOT, {**os.environ, "PYTHONUNBUFFERED": "1"})
-    return None if import_time_env_differs(env, _FORKSERVER.env) else _FORKSERVER
+    server = _fork_client()
+    server.ensure()
+    return None if import_time_env_differs(env, server.env, server.added) else server
+
+
+def pytest_configure(config):
+    """Under xdist (``make test``), the controller starts the fork server while the workers collect, so that
+    no worker waits ~10 s for it at its first run. (A plain ``pytest`` starts it at its first run.)"""
+    if os.environ.get("PYTEST_XDIST_WORKER") or os.environ.get("BIGMODEL_TEST_FORKSERVER", "1") == "0":
+        return
+    if getattr(config.option, "numprocesses", None):
+        os.environ.setdefault(
+            "OMP_NUM_THREADS", "1"
+        )  # what the workers set (above), so the server has it too
+        threading.Thread(target=_fork_client().ensure, daemon=True).start()
 
 
 def _cli_env(env: dict | None, unset: Sequence[str]) -> dict[str, str]:
@@ -94,7 +114,7 @@ def run_cli(
     """Run ``python -m <module> <overrides>`` in its own process (the real entry point) and return it.
 
     From the project root, and with no change to a variable read at import time, the process is forked from
-    this worker's fork server (tests/helpers/forkserver.py: torch and Lightning already imported, ~10 s of CPU
+    the session's fork server (tests/helpers/forkserver.py: torch and Lightning already imported, ~10 s of CPU
     less per run); otherwise, or with ``BIGMODEL_TEST_FORKSERVER=0``, it is a plain subprocess. Its
     environment is this one's, updated with ``env``, without the variables named in ``unset``."""
     full_env, cwd = _cli_env(env, unset), Path(cwd or PROJECT_ROOT)

@@ -49,6 +49,11 @@ def test_import_time_variables_are_told_apart():
     assert import_time_env_differs({"OMP_NUM_THREADS": "1"}, {"OMP_NUM_THREADS": "2"}) == ["OMP_NUM_THREADS"]
     assert import_time_env_differs({"HF_HUB_OFFLINE": "1"}, {}) == ["HF_HUB_OFFLINE"]
     assert import_time_env_differs({"WANDB_MODE": "offline", "PYTHONUNBUFFERED": "1"}, {}) == []
+    # set by torch's own import: the same value, or none, is no difference; another value is
+    added = {"KMP_INIT_AT_FORK": "FALSE"}
+    assert import_time_env_differs({"KMP_INIT_AT_FORK": "FALSE"}, {}, added) == []
+    assert import_time_env_differs({}, {}, added) == []
+    assert import_time_env_differs({"KMP_INIT_AT_FORK": "TRUE"}, {}, added) == ["KMP_INIT_AT_FORK"]
 
 
 def test_started_run_polls_and_dies_by_sigterm(tmp_path):
@@ -60,3 +65,14 @@ def test_started_run_polls_and_dies_by_sigterm(tmp_path):
         proc.wait(timeout=0.5)
     proc.send_signal(15)
     assert proc.wait(timeout=30) == -15 and proc.poll() == -15
+
+
+def test_this_worker_is_served_after_importing_torch():
+    """A worker that has imported torch (every worker of make test has) still forks from the server: a
+    silent fallback to cold subprocesses would cost make test minutes."""
+    import torch  # noqa: F401  (sets KMP_* and TORCHINDUCTOR_CACHE_DIR in this process's environment)
+
+    from bigmodel.utils.resolvers import PROJECT_ROOT
+    from tests.conftest import _served
+
+    assert _served(PROJECT_ROOT, {**os.environ, "PYTHONUNBUFFERED": "1"}) is not None

@@ -67,7 +67,16 @@ def first_test_samples(checkpoints, exp: str, tmp_path: Path, n: int) -> list:
     return _SAMPLES[exp][:n]
 
 
-@pytest.mark.parametrize("exp", list(BUDGETS))
+@pytest.mark.parametrize(
+    "exp",
+    [
+        "mnist_cnn",
+        # 10-16 s each on 2 cores; test_faithfulness_checks_slow runs the same integrated gradients (and every
+        # other method) on 100 inputs of each in make test-full
+        pytest.param("spoken_digits_cnn", marks=pytest.mark.slow),
+        pytest.param("sst2_transformer", marks=pytest.mark.slow),
+    ],
+)
 def test_faithfulness_checks(checkpoints, tmp_path, exp):
     """Deletion test and model randomization on 50 real test inputs, integrated gradients."""
     lo = loaded(checkpoints, exp, tmp_path)

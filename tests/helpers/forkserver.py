@@ -24,13 +24,14 @@ ended, ``exit <returncode>`` (negative: killed by that signal, like subprocess).
 
 from __future__ import annotations
 
-import atexit
 import contextlib
+import fcntl
 import gc
 import json
 import os
 import runpy
 import select
+import shutil
 import signal
 import socket
 import subprocess
@@ -46,10 +47,18 @@ IMPORT_TIME_ENV = ("OMP_", "MKL_", "KMP_", "OPENBLAS_", "HF_", "TRANSFORMERS_", 
                    "PYTHON", "LD_", "TOKENIZERS_")  # fmt: skip
 
 
-def import_time_env_differs(a: dict[str, str], b: dict[str, str]) -> list[str]:
-    """The variables, among those read at import time, whose values differ between ``a`` and ``b``."""
+def import_time_env_differs(
+    a: dict[str, str], b: dict[str, str], added: dict[str, str] | None = None
+) -> list[str]:
+    """The variables, among those read at import time, whose values differ between ``a`` and ``b``, except
+    those that the imports themselves set (``added``: torch's KMP_*, TORCHINDUCTOR_CACHE_DIR, ...) when ``a``
+    lacks them or has the value the imports gave (a process that has imported torch has them, one that has
+    not does not; either way its own imports would end with the same value)."""
+    added = added or {}
     keys = {k for k in (*a, *b) if k.startswith(IMPORT_TIME_ENV) and k != "PYTHONUNBUFFERED"}
-    return sorted(k for k in keys if a.get(k) != b.get(k))
+    return sorted(
+        k for k in keys if a.get(k) != b.get(k) and not (k in added and a.get(k) in (None, added[k]))
+    )
 
 
 def _child(req: dict, fds: list[int]) -> None:
@@ -90,62 +99,99 @@ def _monitor(conn: socket.socket, req: dict, fds: list[int]) -> None:
         os._exit(0)
 
 
-def serve(path: str) -> None:
+def serve(path: str, owner: int) -> None:
+    """Serve runs on the Unix socket ``path`` until the process ``owner`` (the pytest session) has ended."""
     # The gc module's recipe for a fork server: without the freeze, each child's exit walks (and copies on
     # write) every object the imports made, 3 s of the 3.4 s a trivial run took; with it, 0.8 s.
     gc.disable()
+    before = dict(os.environ)
     for name in PRELOAD:
         __import__(name)
     gc.freeze()
+    # variables the imports themselves set (torch sets KMP_*, TORCHINDUCTOR_CACHE_DIR, ...): a fresh process
+    # gets them from its own imports, so each child gets them too, unless its request sets them
+    added = {k: v for k, v in os.environ.items() if k not in before}
     srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     srv.bind(path)
     srv.listen(16)
+    srv.settimeout(1.0)  # to notice, within a second, that the session is over
+    with open(os.path.join(os.path.dirname(path), "env.json"), "w") as f:
+        json.dump({"before": before, "added": added}, f)  # what its imports saw, and what they set
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # monitors are reaped automatically
     print("ready", flush=True)
     while True:
-        conn, _ = srv.accept()
+        try:
+            conn, _ = srv.accept()
+        except TimeoutError:
+            try:
+                os.kill(owner, 0)
+            except ProcessLookupError:
+                shutil.rmtree(os.path.dirname(path), ignore_errors=True)
+                return
+            continue
+        conn.settimeout(None)
         msg, fds, _, _ = socket.recv_fds(conn, 1 << 20, 2)
-        while not msg.endswith(b"\n"):
-            msg += conn.recv(1 << 20)
-        if os.fork() == 0:  # the monitor: waits for the run so that this loop can take the next request
+        while msg and not msg.endswith(b"\n"):
+            chunk = conn.recv(1 << 20)
+            msg = msg + chunk if chunk else b""
+        if msg and len(fds) == 2 and os.fork() == 0:  # the monitor: waits for the run, this loop goes on
             srv.close()
             signal.signal(signal.SIGCHLD, signal.SIG_DFL)  # SIG_IGN would reap the run before waitpid sees it
-            _monitor(conn, json.loads(msg), fds)
-        conn.close()
+            req = json.loads(msg)
+            req["env"] = {**added, **req["env"]}
+            _monitor(conn, req, fds)
+        conn.close()  # (a connection that sent no request, e.g. a liveness probe, is dropped here)
         for fd in fds:
             os.close(fd)
 
 
 class Client:
-    """The test process's side: starts the server on first use and runs requests through it."""
+    """The test process's side. One server per pytest session (``owner``: the xdist controller's pid, or this
+    process's without xdist), started by the first worker that needs it and shared by the others: its import
+    costs about 10 s of CPU, once instead of once per worker. It ends by itself when the session has."""
 
-    def __init__(self, root: Path, env: dict[str, str]):
-        self.root, self.env = root, env
-        self._proc: subprocess.Popen | None = None
+    def __init__(self, root: Path, env: dict[str, str], owner: int):
+        self.root, self.env, self.owner = root, env, owner
+        self._dir = Path(tempfile.gettempdir()) / f"bigmodel-forkserver-{os.getuid()}-{owner}"
+        self.path = str(self._dir / "sock")
         self._lock = threading.Lock()
-        self._dir = tempfile.mkdtemp(prefix="bigmodel-forkserver-")
-        self.path = os.path.join(self._dir, "sock")
+        self._ready = False
+        self.added: dict[str, str] = {}
 
-    def _start(self) -> None:
-        self._proc = subprocess.Popen([sys.executable, "-m", "tests.helpers.forkserver", self.path], cwd=self.root,
-                                      env=self.env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)  # fmt: skip
-        if self._proc.stdout.readline().strip() != "ready":
-            raise RuntimeError(f"the test fork server did not start (exit {self._proc.wait()})")
-        atexit.register(self.close)
+    def _alive(self) -> bool:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+            try:
+                probe.connect(self.path)
+                return True
+            except OSError:
+                return False
 
-    def close(self) -> None:
-        if self._proc is not None and self._proc.poll() is None:
-            self._proc.kill()
-            self._proc.wait()
-        if os.path.exists(self.path):
-            os.unlink(self.path)
+    def ensure(self) -> None:
+        """Start the session's server unless it runs (blocks until it is ready)."""
+        with self._lock:
+            if self._ready:
+                return
+            self._dir.mkdir(exist_ok=True)
+            with open(self._dir / "lock", "w") as lock:
+                fcntl.flock(lock, fcntl.LOCK_EX)  # the other workers wait here while one starts it
+                if not self._alive():
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(self.path)
+                    cmd = [sys.executable, "-m", "tests.helpers.forkserver", self.path, str(self.owner)]
+                    proc = subprocess.Popen(cmd, cwd=self.root, env=self.env, stdout=subprocess.PIPE,
+                                            stderr=subprocess.DEVNULL, text=True, start_new_session=True)  # fmt: skip
+                    if proc.stdout.readline().strip() != "ready":
+                        raise RuntimeError(f"the test fork server did not start (exit {proc.wait()})")
+                    proc.stdout.close()
+                # the environment its imports saw (another process of the session may have started it)
+                seen = json.loads((self._dir / "env.json").read_text())
+                self.env, self.added = seen["before"], seen["added"]
+            self._ready = True
 
     def spawn(self, module: str, args: list[str], cwd: Path, env: dict[str, str], stdout: int, stderr: int):
         """Start ``python -m module *args`` writing to the file descriptors ``stdout`` and ``stderr``; returns a
         :class:`ServedProcess` (``pid``, ``poll``, ``wait``, ``send_signal``, ``kill``), like ``Popen``."""
-        with self._lock:
-            if self._proc is None:
-                self._start()
+        self.ensure()
         req = json.dumps({"module": module, "args": list(args), "cwd": str(cwd), "env": env}) + "\n"
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         sock.connect(self.path)
@@ -212,4 +258,4 @@ class ServedProcess:
 
 
 if __name__ == "__main__":
-    serve(sys.argv[1])
+    serve(sys.argv[1], int(sys.argv[2]))
