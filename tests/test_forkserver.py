@@ -15,6 +15,8 @@ from tests.helpers.forkserver import import_time_env_differs
 
 
 def _both(monkeypatch, *args, env=None):
+    if os.environ.get("BIGMODEL_TEST_FORKSERVER") == "0":
+        pytest.skip("the fork server is turned off (BIGMODEL_TEST_FORKSERVER=0)")
     served = run_cli("tests.helpers.probe", *args, env=env)
     monkeypatch.setenv("BIGMODEL_TEST_FORKSERVER", "0")
     plain = run_cli("tests.helpers.probe", *args, env=env)
@@ -28,6 +30,8 @@ def test_served_run_matches_a_plain_subprocess(monkeypatch, code):
     assert served.returncode == plain.returncode == int(code)
     s, p = json.loads(served.stdout), json.loads(plain.stdout)
     assert s.pop("pid") not in (os.getpid(), p.pop("pid"))
+    # the plain run is this process's child; the served one was forked by the server (its monitor)
+    assert p.pop("ppid") == os.getpid() and s.pop("ppid") != os.getpid()
     assert s == p and s["env"]["PROBE_VAR"] == "x y" and s["argv0"] == "probe.py"
     assert served.stderr == plain.stderr == "to stderr\nand a bar\ndone\n"
 
@@ -35,7 +39,28 @@ def test_served_run_matches_a_plain_subprocess(monkeypatch, code):
 def test_kill_9_is_minus_9(monkeypatch):
     served, plain = _both(monkeypatch, "kill")
     assert served.returncode == plain.returncode == -9
-    assert json.loads(served.stdout)["argv"] == ["kill"]
+    assert json.loads(served.stdout)["argv"] == ["kill"] and json.loads(served.stdout)["ppid"] != os.getpid()
+
+
+@pytest.mark.skipif(os.environ.get("BIGMODEL_TEST_FORKSERVER") == "0", reason="the fork server is turned off")
+def test_an_interrupted_test_kills_its_run(monkeypatch):
+    """Ctrl-C (or pytest-timeout) while a served run is going: the run is killed, not left behind."""
+    from tests.helpers import forkserver
+
+    started = []
+    real_wait = forkserver.ServedProcess.wait
+
+    def interrupted(self, timeout=None):
+        if timeout == 0:
+            return real_wait(self, 0)
+        started.append(self)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(forkserver.ServedProcess, "wait", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        run_cli("tests.helpers.sleeper", timeout=600)
+    monkeypatch.undo()
+    assert started and started[0].wait(timeout=30) == -9
 
 
 def test_a_timeout_kills_the_run():
@@ -67,6 +92,7 @@ def test_started_run_polls_and_dies_by_sigterm(tmp_path):
     assert proc.wait(timeout=30) == -15 and proc.poll() == -15
 
 
+@pytest.mark.skipif(os.environ.get("BIGMODEL_TEST_FORKSERVER") == "0", reason="the fork server is turned off")
 def test_this_worker_is_served_after_importing_torch():
     """A worker that has imported torch (every worker of make test has) still forks from the server: a
     silent fallback to cold subprocesses would cost make test minutes."""

@@ -204,7 +204,7 @@ class Client:
             proc = self.spawn(module, args, cwd, env, out.fileno(), err.fileno())
             try:
                 code = proc.wait(timeout)
-            except subprocess.TimeoutExpired:
+            except BaseException:  # a timeout, Ctrl-C, pytest-timeout: the run must not outlive its test
                 proc.kill()
                 raise
             out.seek(0), err.seek(0)
