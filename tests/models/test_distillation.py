@@ -53,15 +53,54 @@ def test_bad_alpha_and_temperature_name_their_keys():
         DistillationModule(net, opt, 2, temperature=0)
 
 
-def test_cnn_teacher_distils_into_an_mlp_student_on_digits(tmp_path, digits_cnn_ckpt):  # noqa: F811
+class _CountingTeacher(torch.nn.Module):
+    """Logits from the non-padding ids alone (as a masked encoder's), counting the rows it is given."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.rows = 0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.rows += len(x)
+        nonpad = (x != 0).float()
+        return torch.stack([(x * nonpad).sum(1).float(), nonpad.sum(1)], dim=1)
+
+
+def test_teacher_cache_computes_each_example_once_whatever_its_padding():
+    net = {"_target_": "torch.nn.Linear", "in_features": 4, "out_features": 2}
+    opt = {"_target_": "torch.optim.SGD", "_partial_": True, "lr": 0.1}
+    module = DistillationModule(net, opt, 2, cache_teacher=True)
+    teacher = _CountingTeacher()
+    object.__setattr__(module, "teacher", teacher)
+    first = torch.tensor([[5, 6, 0, 0], [7, 0, 0, 0]])
+    assert torch.equal(module._teacher_logits(first), teacher(first))
+    teacher.rows = 0
+    # the same two phrases reshuffled, padded to another length, plus one new phrase
+    again = torch.tensor([[7, 0, 0], [5, 6, 0], [8, 9, 1]])
+    assert torch.equal(module._teacher_logits(again), _CountingTeacher()(again))
+    assert teacher.rows == 1  # only the new phrase reached the teacher
+    assert (module._hits, module._misses) == (2, 3)
+    # without the cache, every row goes through the teacher every time
+    plain = DistillationModule(net, opt, 2)
+    object.__setattr__(plain, "teacher", teacher)
+    teacher.rows = 0
+    plain._teacher_logits(again)
+    assert teacher.rows == 3
+
+
+@pytest.mark.parametrize("cache", [False, True], ids=["on-the-fly", "cached"])
+def test_cnn_teacher_distils_into_an_mlp_student_on_digits(tmp_path, digits_cnn_ckpt, cache):  # noqa: F811
     metrics = _train(
         tmp_path,
         "experiment=digits_mlp",
         "model=distillation",
         f"model.teacher_ckpt={digits_cnn_ckpt}",
+        f"model.cache_teacher={cache}",
         "trainer.max_epochs=2",
     )
     assert metrics["test/acc"] > 0.5
+    # digits has no train-time augmentation: every example of the second epoch comes from the cache
+    assert metrics.get("train/teacher_cache_hit_rate") == (1.0 if cache else None)
     ckpt = torch.load(metrics["last_ckpt_path"], weights_only=True)
     assert not any(k.startswith("teacher") for k in ckpt["state_dict"])  # the student alone
     loaded = load_model(metrics["last_ckpt_path"])  # predict/serve load it without the teacher

@@ -7,11 +7,14 @@ arXiv:1503.02531): a student net trained on soft targets from a frozen teacher m
 soft term's gradients on the scale of the hard term's as ``T`` changes (section 2 of the paper).
 The teacher is any classification checkpoint of ``bigmodel.train`` (any modality), rebuilt by the shared
 inference loader; its logits are computed on the fly, on the student's own batches (so train-time
-augmentation is seen by both).
+augmentation is seen by both), or with ``cache_teacher`` once per training example and reused in later
+epochs, which is only right where the training inputs do not change between epochs (no augmentation).
 """
 
 from __future__ import annotations
 
+import hashlib
+import logging
 from typing import Any
 
 import torch
@@ -19,6 +22,8 @@ import torch.nn.functional as F
 
 from bigmodel.models.classification import ClassificationModule
 from bigmodel.utils.errors import ConfigError
+
+log = logging.getLogger(__name__)
 
 
 def distillation_loss(
@@ -51,9 +56,16 @@ class DistillationModule(ClassificationModule):
         teacher_ckpt: a classification checkpoint of ``bigmodel.train``; loaded in ``setup("fit")``.
         alpha: weight of the soft (teacher) term in [0, 1]; 0 trains from the labels alone.
         temperature: softmax temperature T > 0 (Hinton et al. use 1-20; 2-4 suits few classes).
+        cache_teacher: keep the teacher's logits per training example (keyed by a hash of its input; token
+            ids without their trailing padding) and reuse them from the second epoch on. For data without
+            augmentation, where the teacher's forward pass dominates (a MiniLM teacher is ~20x its student).
+            If a whole later epoch finds nothing in the cache (the inputs change: augmentation), it warns and
+            turns itself off.
         **kwargs: :class:`ClassificationModule`'s (``net``, ``optimizer``, ``num_classes``, ...).
 
-    Logs ``train/loss`` (the mixed loss), ``train/kd_loss`` (soft term) and ``train/ce_loss`` (hard term).
+    Logs ``train/loss`` (the mixed loss), ``train/kd_loss`` (soft term) and ``train/ce_loss`` (hard term),
+    and with ``cache_teacher`` ``train/teacher_cache_hit_rate`` per epoch (0 in the first, 1 after it for
+    data without augmentation).
 
     Raises:
         ConfigError: ``alpha``/``temperature`` out of range (``model.alpha``, ``model.temperature``), no
@@ -69,6 +81,7 @@ class DistillationModule(ClassificationModule):
         teacher_ckpt: str | None = None,
         alpha: float = 0.9,
         temperature: float = 4.0,
+        cache_teacher: bool = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(net, optimizer, num_classes, **kwargs)
@@ -79,8 +92,13 @@ class DistillationModule(ClassificationModule):
         if not float(temperature) > 0:
             raise ConfigError(f"model.temperature={temperature} must be > 0.")
         self.save_hyperparameters(
-            {"teacher_ckpt": teacher_ckpt, "alpha": float(alpha), "temperature": float(temperature)}
-        )
+            {"teacher_ckpt": teacher_ckpt, "alpha": float(alpha), "temperature": float(temperature),
+             "cache_teacher": bool(cache_teacher)}
+        )  # fmt: skip
+        # example hash -> teacher logits (K,) on the CPU; hits/misses of the current epoch
+        self._cache: dict[bytes, torch.Tensor] | None = {} if cache_teacher else None
+        self._hits = self._misses = 0
+        self._pad_id = 0  # the data's padding token id, for the cache keys of token-id inputs
         # kept out of the module tree: not trained, not saved in the student's checkpoint, not counted as
         # the student's parameters (object.__setattr__ bypasses nn.Module's registration)
         object.__setattr__(self, "teacher", None)
@@ -89,6 +107,9 @@ class DistillationModule(ClassificationModule):
         super().setup(stage)
         if stage == "fit" and self.hparams.alpha > 0 and self.teacher is None:
             object.__setattr__(self, "teacher", self._load_teacher())
+        if stage == "fit":
+            tokenizer = getattr(getattr(self.trainer, "datamodule", None), "tokenizer", None)
+            self._pad_id = int(getattr(tokenizer, "pad_id", 0) or 0)
 
     def _load_teacher(self) -> torch.nn.Module:
         from bigmodel.inference.loader import load_model  # the one checkpoint loader
@@ -137,6 +158,53 @@ class DistillationModule(ClassificationModule):
                 f"gives {got} ({loaded.experiment}); distil on data shaped like the teacher's."
             )
 
+    @torch.no_grad()
+    def _teacher_logits(self, x: torch.Tensor) -> torch.Tensor:
+        """The teacher's logits ``(B, K)`` for the batch ``x``, from the cache where it has them."""
+        if self._cache is None:
+            return self.teacher(x)
+        keys = self._keys(x)
+        missing = [i for i, k in enumerate(keys) if k not in self._cache]
+        self._hits += len(keys) - len(missing)
+        self._misses += len(missing)
+        if missing:
+            fresh = self.teacher(x[missing]).float().cpu()
+            for i, row in zip(missing, fresh, strict=True):
+                self._cache[keys[i]] = row
+        return torch.stack([self._cache[k] for k in keys]).to(x.device)
+
+    def _keys(self, x: torch.Tensor) -> list[bytes]:
+        # Token ids are right-padded to the longest row of their batch, which changes from epoch to epoch
+        # as batches are reshuffled; the teacher masks the padding, so the key is the ids without it.
+        keys = []
+        for row in x.detach().cpu():
+            if not row.is_floating_point() and row.dim() == 1:
+                keep = (row != self._pad_id).nonzero()
+                row = row[: int(keep[-1]) + 1] if len(keep) else row[:0]
+            keys.append(
+                hashlib.blake2b(row.contiguous().view(torch.uint8).numpy().tobytes(), digest_size=16).digest()
+            )
+        return keys
+
+    def on_train_epoch_end(self) -> None:
+        super().on_train_epoch_end()
+        if self._cache is not None and self._hits + self._misses:
+            self.log("train/teacher_cache_hit_rate", self._hits / (self._hits + self._misses))
+        if self._cache is not None and self.current_epoch >= 1 and self._hits == 0 and self._misses:
+            log.warning(
+                "model.cache_teacher: no training example of epoch %d was in the teacher cache, so the "
+                "inputs change between epochs (augmentation?); computing the teacher's logits on the fly "
+                "from now on. Set model.cache_teacher=false for this data.",
+                self.current_epoch,
+            )
+            self._cache = None
+        elif self._cache is not None:
+            log.info(
+                "teacher cache, epoch %d: %d hits, %d computed (%d examples cached)",
+                self.current_epoch, self._hits, self._misses, len(self._cache),
+            )  # fmt: skip
+        self._hits = self._misses = 0
+
     def on_fit_start(self) -> None:
         if self.teacher is not None:
             self.teacher.to(self.device)
@@ -146,8 +214,7 @@ class DistillationModule(ClassificationModule):
             return super().training_step(batch, batch_idx)
         x, y = batch[0], batch[1]
         logits = self(x)
-        with torch.no_grad():
-            teacher_logits = self.teacher(x)
+        teacher_logits = self._teacher_logits(x)
         loss, soft, hard = distillation_loss(
             logits,
             teacher_logits,
