@@ -54,12 +54,24 @@ _DROP = (
 
 
 def output_path(ckpt_path: str, cfg: DictConfig) -> Path:
-    """``cfg.output_path``, else ``<dir>/<stem>.<method>.ckpt`` (``prune50`` for ``method=prune amount=0.5``)."""
+    """``cfg.output_path``, else ``<dir>/<stem>.<method>.ckpt`` (``prune50`` for ``method=prune amount=0.5``),
+    or the first free ``<stem>.<method>-N.ckpt`` when that exists: runs never overwrite each other's output.
+
+    Raises:
+        ConfigError: an explicit ``output_path`` that already exists.
+    """
     if cfg.get("output_path"):
-        return Path(cfg.output_path)
+        out = Path(cfg.output_path)
+        if out.exists():
+            raise ConfigError(f"output_path={out} already exists; choose another path or remove it first.")
+        return out
     tag = f"prune{round(100 * float(cfg.amount))}" if cfg.method == "prune" else cfg.method
     p = Path(ckpt_path)
-    return p.with_name(f"{p.stem}.{tag}.ckpt")
+    out, n = p.with_name(f"{p.stem}.{tag}.ckpt"), 1
+    while out.exists():
+        n += 1
+        out = p.with_name(f"{p.stem}.{tag}-{n}.ckpt")
+    return out
 
 
 def _datamodule(cfg: DictConfig, run_cfg: dict[str, Any]) -> L.LightningDataModule:
@@ -132,6 +144,7 @@ def compress(cfg: DictConfig) -> dict[str, Any]:
     ckpt_path = entry_ckpt_path(
         cfg.get("ckpt_path"), cfg.paths.log_dir, cfg.get("experiment_name"), "compress"
     )
+    output_path(ckpt_path, cfg)  # an explicit output_path that exists fails now, not after the work
     loaded = load_model(ckpt_path)
     raw = load_checkpoint(ckpt_path)
     if raw.get("compression"):

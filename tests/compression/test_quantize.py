@@ -141,3 +141,18 @@ def test_linear_heavy_nets_quantize_and_stay_close(name, method):
     # head; the task accuracy is what the bench measures); weight-only stays within a few percent
     limit = 0.5 if (method, name) == ("int8_dynamic", "hf_minilm") else 0.1
     assert rel < limit, f"{name} {method}: relative error {rel:.3f}"
+
+
+def test_a_second_compress_never_overwrites_the_first(tmp_path, digits_mlp_ckpt):  # noqa: F811
+    import shutil
+
+    src = tmp_path / "run" / "last.ckpt"
+    src.parent.mkdir()
+    shutil.copy(digits_mlp_ckpt, src)
+    first = _compress(tmp_path / "a", src, "method=fp16")["compressed_ckpt_path"]
+    before = (tmp_path / "run" / "last.fp16.ckpt").read_bytes()
+    second = _compress(tmp_path / "b", src, "method=fp16")["compressed_ckpt_path"]
+    assert first.endswith("last.fp16.ckpt") and second.endswith("last.fp16-2.ckpt")
+    assert (tmp_path / "run" / "last.fp16.ckpt").read_bytes() == before
+    with pytest.raises(ConfigError, match=r"output_path=.*last.fp16.ckpt already exists"):
+        _compress(tmp_path / "c", src, "method=fp16", f"output_path={first}")
