@@ -190,3 +190,14 @@ def test_eval_last_needs_experiment_name(make_cfg):
 
     with pytest.raises(ConfigError, match="experiment_name=NAME"):
         evaluate(make_cfg(["ckpt_path=last"], config_name="eval"))
+
+
+def test_no_logger_drops_the_lr_monitor_instead_of_failing(make_cfg, caplog):
+    """``logger=[]`` with the default callbacks (which include lr_monitor): Lightning's LearningRateMonitor
+    raises at train start without a logger; the run drops it with a warning and trains."""
+    cfg = make_cfg([*QUIET, "logger=[]", "trainer.max_epochs=1", "+trainer.limit_train_batches=2",
+                    "+trainer.limit_val_batches=1", "+trainer.limit_test_batches=1"])  # fmt: skip
+    assert "lr_monitor" in cfg.callbacks
+    metrics = train(cfg)
+    assert "train/loss" in metrics
+    assert "lr_monitor callback is off" in caplog.text

@@ -95,6 +95,15 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         ),
     ]
     loggers = instantiate_group(cfg.get("logger"), "logger")
+    if not loggers:
+        from lightning.pytorch.callbacks import LearningRateMonitor
+
+        # Lightning's LearningRateMonitor raises at train start without a logger (logger=[]): it has
+        # nowhere to write, so drop it and say so instead of failing the run with a traceback
+        kept = [c for c in callbacks if not isinstance(c, LearningRateMonitor)]
+        if len(kept) < len(callbacks):
+            log.warning("logger=[]: no logger to write learning rates to; the lr_monitor callback is off.")
+        callbacks = kept
     callbacks += tracking.tracking_callbacks(loggers)
     log.info("Instantiating trainer <%s>", cfg.trainer._target_)
     trainer: L.Trainer = hydra.utils.instantiate(
