@@ -128,3 +128,31 @@ def test_teacher_with_other_class_count_fails_before_training(tmp_path, digits_c
             f"model.teacher_ckpt={digits_cnn_ckpt}",
             "trainer.max_epochs=1",
         )
+
+
+@pytest.mark.parametrize(
+    ("epochs", "world_size", "stays_on"),
+    [
+        ([(0, 100), (100, 0)], 1, True),  # filled, then every example hit
+        ([(0, 100), (0, 100)], 1, False),  # augmentation: nothing recurs
+        ([(0, 100), (1, 99), (2, 98)], 1, False),  # a few unchanged inputs must not keep it on (a flip...)
+        ([(0, 100)], 1, True),  # a resumed process starts empty: its first epoch fills, is not judged
+        ([(0, 100), (48, 52)], 2, True),  # DDP: a rank sees a reshuffled half, ~1/2 of it cached
+    ],
+)
+def test_teacher_cache_turns_off_only_when_inputs_change(monkeypatch, epochs, world_size, stays_on):
+    from types import SimpleNamespace
+
+    from bigmodel.models.classification import ClassificationModule
+
+    net = {"_target_": "torch.nn.Linear", "in_features": 4, "out_features": 2}
+    opt = {"_target_": "torch.optim.SGD", "_partial_": True, "lr": 0.1}
+    module = DistillationModule(net, opt, 2, cache_teacher=True)
+    monkeypatch.setattr(ClassificationModule, "on_train_epoch_end", lambda self: None)
+    module.log = lambda *a, **k: None
+    module.trainer = SimpleNamespace(world_size=world_size, current_epoch=0)
+    for i, (hits, misses) in enumerate(epochs):
+        module.trainer.current_epoch = 5 + i  # as in a run resumed at epoch 5
+        module._hits, module._misses = hits, misses
+        module.on_train_epoch_end()
+    assert (module._cache is not None) == stays_on

@@ -59,8 +59,9 @@ class DistillationModule(ClassificationModule):
         cache_teacher: keep the teacher's logits per training example (keyed by a hash of its input; token
             ids without their trailing padding) and reuse them from the second epoch on. For data without
             augmentation, where the teacher's forward pass dominates (a MiniLM teacher is ~20x its student).
-            If a whole later epoch finds nothing in the cache (the inputs change: augmentation), it warns and
-            turns itself off.
+            If a later epoch finds fewer than half the hits it should (the inputs change: augmentation), it
+            warns and turns itself off. The cache is per process (not in the checkpoint): a resumed run refills
+            it, and under DDP each rank caches what it sees.
         **kwargs: :class:`ClassificationModule`'s (``net``, ``optimizer``, ``num_classes``, ...).
 
     Logs ``train/loss`` (the mixed loss), ``train/kd_loss`` (soft term) and ``train/ce_loss`` (hard term),
@@ -98,6 +99,7 @@ class DistillationModule(ClassificationModule):
         # example hash -> teacher logits (K,) on the CPU; hits/misses of the current epoch
         self._cache: dict[bytes, torch.Tensor] | None = {} if cache_teacher else None
         self._hits = self._misses = 0
+        self._filled = False  # an epoch of this process has put examples in the cache
         self._pad_id = 0  # the data's padding token id, for the cache keys of token-id inputs
         # kept out of the module tree: not trained, not saved in the student's checkpoint, not counted as
         # the student's parameters (object.__setattr__ bypasses nn.Module's registration)
@@ -188,21 +190,28 @@ class DistillationModule(ClassificationModule):
 
     def on_train_epoch_end(self) -> None:
         super().on_train_epoch_end()
-        if self._cache is not None and self._hits + self._misses:
-            self.log("train/teacher_cache_hit_rate", self._hits / (self._hits + self._misses))
-        if self._cache is not None and self.current_epoch >= 1 and self._hits == 0 and self._misses:
+        seen = self._hits + self._misses
+        if self._cache is not None and seen:
+            self.log("train/teacher_cache_hit_rate", self._hits / seen)
+        # Judged on epochs after the first one *this process* trained (a resumed run starts with an empty
+        # cache). Each rank keeps its own cache and sees a reshuffled 1/world_size of the data, so a rank
+        # expects about 1/world_size hits; far fewer means the inputs change (augmentation), and a few
+        # unchanged ones (a flip or a small rotation that left an image as it was) must not keep it on.
+        expected = 1.0 / max(1, int(getattr(self.trainer, "world_size", 1) or 1))
+        if self._cache is not None and self._filled and seen and self._hits / seen < 0.5 * expected:
             log.warning(
-                "model.cache_teacher: no training example of epoch %d was in the teacher cache, so the "
-                "inputs change between epochs (augmentation?); computing the teacher's logits on the fly "
-                "from now on. Set model.cache_teacher=false for this data.",
-                self.current_epoch,
-            )
+                "model.cache_teacher: only %d of %d training examples of epoch %d were in the teacher cache, "
+                "so the inputs change between epochs (augmentation?); computing the teacher's logits on the "
+                "fly from now on. Set model.cache_teacher=false for this data.",
+                self._hits, seen, self.current_epoch,
+            )  # fmt: skip
             self._cache = None
         elif self._cache is not None:
             log.info(
                 "teacher cache, epoch %d: %d hits, %d computed (%d examples cached)",
                 self.current_epoch, self._hits, self._misses, len(self._cache),
             )  # fmt: skip
+        self._filled = self._filled or self._misses > 0
         self._hits = self._misses = 0
 
     def on_fit_start(self) -> None:
