@@ -76,6 +76,18 @@ def test_ckpt_last_falls_back_to_the_newest_readable_checkpoint(tmp_path, caplog
     assert str(last) in caplog.text and str(step) in caplog.text  # says which file and what instead
 
 
+def test_ckpt_last_fallback_never_picks_a_compressed_model(tmp_path):
+    """``bigmodel.compress`` writes ``last.int8_dynamic.ckpt`` beside last.ckpt; a damaged last.ckpt must
+    fall back to a training checkpoint, not to that newer inference model."""
+    ckpts = tmp_path / "logs" / "digits_cnn" / "runs" / "r" / "checkpoints"
+    step = _ckpt(ckpts / "steps" / "step_00000030.ckpt", 30)
+    compressed = ckpts / "last.int8_dynamic.ckpt"
+    torch.save({"global_step": 40, "state_dict": {}, "compression": {"method": "int8_dynamic"}}, compressed)
+    last = _corrupt_zip(ckpts / "last.ckpt")
+    _age(step, compressed, last)
+    assert resolve_ckpt_path("last", tmp_path / "logs", "digits_cnn") == str(step)
+
+
 def test_ckpt_last_when_nothing_is_readable_names_the_runs(tmp_path):
     runs = tmp_path / "logs" / "digits_cnn" / "runs"
     _corrupt_zip(runs / "a" / "checkpoints" / "last.ckpt")

@@ -26,16 +26,31 @@ def loads(path: Path) -> bool:
     return True
 
 
+def _compressed(path: Path) -> bool:
+    """``path`` was written by ``bigmodel.compress`` (``checkpoint["compression"]``): an inference model
+    (quantized, pruned, fp16) that training must never resume from, although it sits in ``checkpoints/``."""
+    from bigmodel.utils.run import load_checkpoint
+
+    if path.is_dir():
+        return False
+    ckpt = load_checkpoint(path, mmap=True)
+    return isinstance(ckpt, dict) and bool(ckpt.get("compression"))
+
+
 def newest_readable_checkpoint(run: Path) -> Path | None:
     """The run's ``checkpoints/last.ckpt`` when it loads; else its newest other checkpoint that loads
     (step checkpoints in ``checkpoints/steps/``, then epoch/best ones), with a warning naming the
-    damaged file and the one used instead. ``None`` when none loads."""
+    damaged file and the one used instead. Outputs of ``bigmodel.compress`` beside them are skipped.
+    ``None`` when none loads."""
     ckpts = run / "checkpoints"
     last = ckpts / "last.ckpt"
     if loads(last):
         return last
     others = [p for p in [*ckpts.glob("steps/*.ckpt"), *ckpts.glob("*.ckpt")] if p.name != "last.ckpt"]
     for p in sorted(others, key=lambda p: p.stat().st_mtime, reverse=True):
+        if loads(p) and _compressed(p):
+            log.info("ckpt_path=last: skipping %s, a compressed inference model (bigmodel.compress)", p)
+            continue
         if loads(p):
             if last.exists():
                 log.warning(
