@@ -65,8 +65,8 @@ class DistillationModule(ClassificationModule):
         **kwargs: :class:`ClassificationModule`'s (``net``, ``optimizer``, ``num_classes``, ...).
 
     Logs ``train/loss`` (the mixed loss), ``train/kd_loss`` (soft term) and ``train/ce_loss`` (hard term),
-    and with ``cache_teacher`` ``train/teacher_cache_hit_rate`` per epoch (0 in the first, 1 after it for
-    data without augmentation).
+    and with ``cache_teacher`` ``train/teacher_cache_hit_rate`` per epoch (0 in the first; after it, for data
+    without augmentation, 1, or about 1/world_size per rank under DDP).
 
     Raises:
         ConfigError: ``alpha``/``temperature`` out of range (``model.alpha``, ``model.temperature``), no
@@ -197,7 +197,7 @@ class DistillationModule(ClassificationModule):
         # cache). Each rank keeps its own cache and sees a reshuffled 1/world_size of the data, so a rank
         # expects about 1/world_size hits; far fewer means the inputs change (augmentation), and a few
         # unchanged ones (a flip or a small rotation that left an image as it was) must not keep it on.
-        expected = 1.0 / max(1, int(getattr(self.trainer, "world_size", 1) or 1))
+        expected = 1.0 / self.trainer.world_size
         if self._cache is not None and self._filled and seen and self._hits / seen < 0.5 * expected:
             log.warning(
                 "model.cache_teacher: only %d of %d training examples of epoch %d were in the teacher cache, "

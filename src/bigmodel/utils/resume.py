@@ -48,17 +48,18 @@ def newest_readable_checkpoint(run: Path) -> Path | None:
         return last
     others = [p for p in [*ckpts.glob("steps/*.ckpt"), *ckpts.glob("*.ckpt")] if p.name != "last.ckpt"]
     for p in sorted(others, key=lambda p: p.stat().st_mtime, reverse=True):
-        if loads(p) and _compressed(p):
+        if not loads(p):
+            log.warning("ckpt_path=last: skipping unreadable checkpoint %s", p)
+            continue
+        if _compressed(p):
             log.info("ckpt_path=last: skipping %s, a compressed inference model (bigmodel.compress)", p)
             continue
-        if loads(p):
-            if last.exists():
-                log.warning(
-                    "ckpt_path=last: %s cannot be read (empty, truncated or corrupt); resuming from the newest "
-                    "readable checkpoint of that run instead: %s", last, p,
-                )  # fmt: skip
-            return p
-        log.warning("ckpt_path=last: skipping unreadable checkpoint %s", p)
+        if last.exists():
+            log.warning(
+                "ckpt_path=last: %s cannot be read (empty, truncated or corrupt); resuming from the newest "
+                "readable checkpoint of that run instead: %s", last, p,
+            )  # fmt: skip
+        return p
     if last.exists():
         log.warning("ckpt_path=last: %s cannot be read and its run has no other readable checkpoint.", last)
     return None
