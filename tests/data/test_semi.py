@@ -11,7 +11,7 @@ import torch
 from PIL import Image
 
 from bigmodel.data.digits import DigitsDataModule
-from bigmodel.data.semi import LABELED_IDS_FILE, TimeShift, WordDropout
+from bigmodel.data.semi import LABELED_IDS_FILE, SpeedPerturb, TimeShift, WordDropout
 from bigmodel.data.splits import few_label_split
 from bigmodel.data.text_classification import TextClassificationDataModule
 from bigmodel.data.vision import ImageFolderDataModule
@@ -153,6 +153,25 @@ def test_weak_strong_helpers():
         "one two three four five six seven eight".split()
     )
     assert WordDropout(p=0.9)("single") == "single"  # never empty
+
+
+@pytest.mark.parametrize("factor", [0.9, 1.2])
+def test_speed_perturb_scales_the_pitch_and_keeps_the_length(factor):
+    sr, f0 = 8000, 440.0
+    wave = torch.sin(2 * torch.pi * f0 * torch.arange(sr) / sr)
+    out = SpeedPerturb([factor], sample_rate_hz=sr)(wave)
+    assert out.shape == wave.shape
+    # the dominant frequency of the centre 0.5 s moves by the factor (1 Hz FFT bins over 8000 samples)
+    seg = out[sr // 4 : 3 * sr // 4]
+    peak_hz = torch.fft.rfft(seg).abs().argmax().item() * sr / len(seg)
+    assert abs(peak_hz - f0 * factor) <= 4.0, peak_hz
+    assert torch.equal(SpeedPerturb([1.0], sample_rate_hz=sr)(wave), wave)
+
+
+@pytest.mark.parametrize("factors", [[], [0.0, 1.0], [-1.0]])
+def test_speed_perturb_bad_factors(factors):
+    with pytest.raises(ConfigError, match="SpeedPerturb"):
+        SpeedPerturb(factors, sample_rate_hz=8000)
 
 
 def test_audio_folder_few_labels_and_unlabeled_root(tmp_path):

@@ -38,6 +38,42 @@ def test_fixmatch_loss_on_a_hand_made_batch():
     assert fixmatch_loss(logits_x, y, logits_w, logits_s, threshold=1.0, lambda_u=2.0)["mask"].sum() == 0
 
 
+def test_distribution_alignment_rescales_the_weak_probabilities():
+    # weak p = [0.6, 0.4]; align = [1, 2] gives [0.6, 0.8] / 1.4 = [0.4286, 0.5714]: class 1, below 0.6
+    logits_w = torch.log(torch.tensor([[0.6, 0.4]]))
+    args = (torch.zeros(1, 2), torch.tensor([0]), logits_w, torch.zeros(1, 2))
+    plain = fixmatch_loss(*args, threshold=0.55, lambda_u=1.0)
+    aligned = fixmatch_loss(*args, threshold=0.55, lambda_u=1.0, align=torch.tensor([1.0, 2.0]))
+    assert plain["pseudo"].tolist() == [0] and aligned["pseudo"].tolist() == [1]
+    assert aligned["mask"].tolist() == [1.0]  # 0.5714 >= 0.55
+    assert (
+        fixmatch_loss(*args, threshold=0.6, lambda_u=1.0, align=torch.tensor([1.0, 2.0]))["mask"].sum() == 0
+    )
+
+
+def test_dist_align_tracks_the_model_distribution():
+    model = SemiSupervisedModule(
+        net=NET, optimizer=OPT, num_classes=10, dist_align=True, dist_align_momentum=0.5
+    )
+    logits_w = torch.zeros(4, 10)
+    logits_w[:, 3] = 5.0  # the model piles its weak predictions onto class 3
+    batch_mean = torch.softmax(logits_w, -1).mean(0)
+    align = model._alignment(logits_w)
+    p_model = 0.5 * torch.full((10,), 0.1) + 0.5 * batch_mean
+    assert torch.allclose(model.p_model, p_model)
+    assert torch.allclose(align, 0.1 / p_model)
+    assert align[3] < 1 < align[0]  # the over-predicted class is scaled down, the others up
+    assert "p_model" not in model.state_dict()  # checkpoints still load into a plain classifier
+    off = SemiSupervisedModule(net=NET, optimizer=OPT, num_classes=10)
+    assert off._alignment(logits_w) is None
+
+
+@pytest.mark.parametrize("momentum", [1.0, -0.1])
+def test_dist_align_momentum_outside_0_1_is_a_config_error(momentum):
+    with pytest.raises(ConfigError, match=r"model\.dist_align_momentum"):
+        SemiSupervisedModule(net=NET, optimizer=OPT, num_classes=10, dist_align_momentum=momentum)
+
+
 def test_no_gradient_through_the_weak_view():
     logits_w = torch.tensor([[0.0, 5.0]], requires_grad=True)
     out = fixmatch_loss(

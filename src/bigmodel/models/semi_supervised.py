@@ -25,6 +25,7 @@ def fixmatch_loss(
     threshold: float,
     lambda_u: float,
     label_smoothing: float = 0.0,
+    align: torch.Tensor | None = None,
 ) -> dict[str, torch.Tensor]:
     """``L = CE(logits_x, y) + lambda_u * mean_b(mask_b * CE(logits_strong_b, argmax softmax(logits_weak_b)))``
     with ``mask_b = max softmax(logits_weak_b) >= threshold`` (Sohn et al. 2020, eq. 2-4). The mean runs
@@ -36,6 +37,9 @@ def fixmatch_loss(
         logits_strong: ``(mu*B, K)`` logits of the strong views.
         threshold: confidence ``tau`` in (0, 1].
         lambda_u: weight of the unlabelled term.
+        align: optional ``(K,)`` distribution-alignment factor ``p_target / p_model`` (ReMixMatch,
+            Berthelot et al. 2020, https://arxiv.org/abs/1911.09785, sec. 3.2): the weak-view probabilities
+            are multiplied by it and renormalised before the confidence and argmax are taken.
 
     Returns:
         ``loss``, ``loss_x``, ``loss_u`` (scalars), ``mask`` ``(mu*B,)`` float 0/1 and ``pseudo`` ``(mu*B,)``
@@ -43,6 +47,9 @@ def fixmatch_loss(
     """
     loss_x = F.cross_entropy(logits_x, y, label_smoothing=label_smoothing)
     probs = torch.softmax(logits_weak.detach().float(), dim=-1)
+    if align is not None:
+        probs = probs * align.to(probs)
+        probs = probs / probs.sum(dim=-1, keepdim=True)
     conf, pseudo = probs.max(dim=-1)
     mask = (conf >= threshold).float()
     loss_u = (F.cross_entropy(logits_strong, pseudo, reduction="none") * mask).mean()
@@ -72,6 +79,11 @@ class SemiSupervisedModule(ClassificationModule):
         mu: unlabelled samples per labelled one in a step (paper: 7).
         threshold: pseudo-label confidence ``tau`` in (0, 1] (paper: 0.95).
         lambda_u: weight of the unlabelled loss (paper: 1).
+        dist_align: distribution alignment (ReMixMatch): scale the weak-view probabilities by
+            ``uniform / p_model`` before thresholding, where ``p_model`` is a running mean (momentum
+            ``dist_align_momentum`` per step) of the model's weak-view class distribution. It stops a few
+            classes from absorbing the pseudo-labels. ``p_model`` is a buffer outside the state dict, so a
+            resumed run re-estimates it (within about ``1 / (1 - momentum)`` steps).
         **kwargs: see :class:`ClassificationModule`.
 
     Logs ``train/loss``, ``train/loss_x``, ``train/loss_u``, ``train/mask_rate`` (fraction of unlabelled
@@ -79,12 +91,20 @@ class SemiSupervisedModule(ClassificationModule):
     threshold, against the hidden labels) and everything :class:`ClassificationModule` logs.
 
     Raises:
-        ConfigError: ``threshold`` outside (0, 1], ``mu`` < 1 or ``lambda_u`` < 0 at construction; a
+        ConfigError: ``threshold`` outside (0, 1], ``mu`` < 1, ``lambda_u`` < 0 or
+            ``dist_align_momentum`` outside [0, 1) at construction; a
             DataModule without an unlabelled pool when fitting starts (in ``setup``, before any step).
     """
 
     def __init__(
-        self, *args: Any, mu: int = 7, threshold: float = 0.95, lambda_u: float = 1.0, **kwargs: Any
+        self,
+        *args: Any,
+        mu: int = 7,
+        threshold: float = 0.95,
+        lambda_u: float = 1.0,
+        dist_align: bool = False,
+        dist_align_momentum: float = 0.999,
+        **kwargs: Any,
     ):
         if not 0 < threshold <= 1:
             raise ConfigError(f"model.threshold={threshold} must be in (0, 1]; FixMatch uses 0.95.")
@@ -94,8 +114,25 @@ class SemiSupervisedModule(ClassificationModule):
             )
         if lambda_u < 0:
             raise ConfigError(f"model.lambda_u={lambda_u} must be >= 0.")
+        if not 0 <= dist_align_momentum < 1:
+            raise ConfigError(
+                f"model.dist_align_momentum={dist_align_momentum} must be in [0, 1) (e.g. 0.999)."
+            )
         super().__init__(*args, **kwargs)
-        self.hparams.update(mu=int(mu), threshold=float(threshold), lambda_u=float(lambda_u))
+        self.hparams.update(
+            mu=int(mu),
+            threshold=float(threshold),
+            lambda_u=float(lambda_u),
+            dist_align=bool(dist_align),
+            dist_align_momentum=float(dist_align_momentum),
+        )
+        # running weak-view class distribution; uniform until the first step (outside the state dict so
+        # checkpoints load into a plain ClassificationModule / net)
+        self.register_buffer(
+            "p_model",
+            torch.full((self.hparams.num_classes,), 1.0 / self.hparams.num_classes),
+            persistent=False,
+        )
 
     def setup(self, stage: str) -> None:
         super().setup(stage)
@@ -135,7 +172,8 @@ class SemiSupervisedModule(ClassificationModule):
         feats = [self._features(x, True), self._features(xw, False), self._features(xs, True)]
         logits_x, logits_w, logits_s = self._logits(feats)
         out = fixmatch_loss(
-            logits_x, y, logits_w, logits_s, self.hparams.threshold, self.hparams.lambda_u, self.hparams.label_smoothing
+            logits_x, y, logits_w, logits_s, self.hparams.threshold, self.hparams.lambda_u, self.hparams.label_smoothing,
+            align=self._alignment(logits_w),
         )  # fmt: skip
         self.train_acc.update(logits_x.argmax(dim=-1), y)
         self._log_monitors(out, y_hidden)
@@ -145,6 +183,17 @@ class SemiSupervisedModule(ClassificationModule):
             "target": y,
             "logits": logits_x.detach(),
         }
+
+    @torch.no_grad()
+    def _alignment(self, logits_w: torch.Tensor) -> torch.Tensor | None:
+        """``uniform / p_model`` after folding this batch's weak-view mean into ``p_model``; ``None`` when
+        ``dist_align`` is off."""
+        if not self.hparams.dist_align:
+            return None
+        m = self.hparams.dist_align_momentum
+        batch_mean = torch.softmax(logits_w.float(), dim=-1).mean(dim=0)
+        self.p_model.mul_(m).add_(batch_mean.to(self.p_model), alpha=1 - m)
+        return (1.0 / self.hparams.num_classes) / self.p_model.clamp_min(1e-6)
 
     @torch.no_grad()
     def _log_monitors(self, out: dict[str, torch.Tensor], y_hidden: torch.Tensor) -> None:
