@@ -168,10 +168,25 @@ def test_speed_perturb_scales_the_pitch_and_keeps_the_length(factor):
     assert torch.equal(SpeedPerturb([1.0], sample_rate_hz=sr)(wave), wave)
 
 
-@pytest.mark.parametrize("factors", [[], [0.0, 1.0], [-1.0]])
-def test_speed_perturb_bad_factors(factors):
+@pytest.mark.parametrize(
+    ("factors", "sample_rate_hz"),
+    [
+        ([], 8000),
+        ([0.0, 1.0], 8000),
+        ([-1.0], 8000),
+        ([1e-5], 8000),
+        (1.1, 8000),
+        ("0.9", 8000),
+        ([float("nan")], 8000),
+        ([float("inf")], 8000),
+        ([1.1], 0),
+        ([1.1], -8000),
+        ([0.97], 22050),  # 21389 -> 22050 Hz does not reduce: a kernel of ~10^8 taps
+    ],
+)
+def test_speed_perturb_bad_factors(factors, sample_rate_hz):
     with pytest.raises(ConfigError, match="SpeedPerturb"):
-        SpeedPerturb(factors, sample_rate_hz=8000)
+        SpeedPerturb(factors, sample_rate_hz=sample_rate_hz)
 
 
 def test_audio_folder_few_labels_and_unlabeled_root(tmp_path):

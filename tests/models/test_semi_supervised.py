@@ -68,10 +68,32 @@ def test_dist_align_tracks_the_model_distribution():
     assert off._alignment(logits_w) is None
 
 
-@pytest.mark.parametrize("momentum", [1.0, -0.1])
-def test_dist_align_momentum_outside_0_1_is_a_config_error(momentum):
-    with pytest.raises(ConfigError, match=r"model\.dist_align_momentum"):
-        SemiSupervisedModule(net=NET, optimizer=OPT, num_classes=10, dist_align_momentum=momentum)
+def test_dist_align_stays_float32_under_bf16_and_travels_in_checkpoints():
+    model = SemiSupervisedModule(net=NET, optimizer=OPT, num_classes=10, dist_align=True).to(torch.bfloat16)
+    logits_w = torch.zeros(4, 10)
+    logits_w[:, 3] = 5.0
+    for _ in range(300):  # a bf16 buffer would round every 0.001-sized update away and stay uniform
+        model._alignment(logits_w)
+    assert model.p_model.dtype == torch.float32 and model.p_model[3] > 0.3
+    ckpt = {"state_dict": model.state_dict()}
+    model.on_save_checkpoint(ckpt)
+    resumed = SemiSupervisedModule(net=NET, optimizer=OPT, num_classes=10, dist_align=True)
+    resumed.on_load_checkpoint(ckpt)
+    assert torch.equal(resumed.p_model, model.p_model)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "key"),
+    [
+        ({"dist_align_momentum": 1.0}, "dist_align_momentum"),
+        ({"dist_align_momentum": -0.1}, "dist_align_momentum"),
+        ({"dist_align_momentum": "abc"}, "dist_align_momentum"),
+        ({"dist_align": "false"}, "dist_align"),
+    ],
+)
+def test_bad_dist_align_settings_are_config_errors(kwargs, key):
+    with pytest.raises(ConfigError, match=rf"model\.{key}="):
+        SemiSupervisedModule(net=NET, optimizer=OPT, num_classes=10, **kwargs)
 
 
 def test_no_gradient_through_the_weak_view():

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -192,32 +193,57 @@ class TimeShift:
 
 
 class SpeedPerturb:
-    """Strong audio augmentation: play a waveform ``(T,)`` at a speed drawn from ``factors`` (tempo and
+    """Strong audio augmentation: play a waveform ``(..., T)`` at a speed drawn from ``factors`` (tempo and
     pitch change together, as in Ko et al. 2015, "Audio Augmentation for Speech Recognition"), then crop
     or zero-pad it back to ``T`` samples (centred) so a batch keeps one shape. A factor of 1.1 makes the
-    clip 10% shorter and higher. Each factor is one torchaudio ``transforms.Resample`` from
-    ``factor * sample_rate_hz`` to ``sample_rate_hz``, built once so its windowed-sinc kernel is cached
-    (about 0.3 ms per 1 s clip at 8 kHz; ``transforms.SpeedPerturbation`` rebuilds it on every call).
+    clip 1/1.1 as long (9% shorter) and 10% higher. Each factor is one torchaudio ``transforms.Resample``
+    from ``round(factor * sample_rate_hz)`` to ``sample_rate_hz`` Hz, built once so its windowed-sinc kernel
+    is cached. Its cost grows with the reduced ratio of those two rates: factors in steps of 0.05 at 8 or
+    16 kHz reduce to ratios such as 17/20 and take about 0.3 ms per 1 s clip on one thread, while 0.97 at
+    22,050 Hz does not reduce and would need a kernel of about 10^8 taps, so it is refused.
 
     Args:
-        factors: speeds drawn uniformly (each > 0), e.g. ``[0.85, 0.9, 0.95, 1.0, 1.05, 1.1, 1.15]``.
-        sample_rate_hz: the clips' sample rate (Hz).
+        factors: speeds drawn uniformly (each a finite number > 0), e.g. ``[0.85, 0.9, 0.95, 1.0, 1.05,
+            1.1, 1.15]``.
+        sample_rate_hz: the clips' sample rate (Hz), > 0.
 
     Raises:
-        ConfigError: an empty ``factors`` or a factor <= 0.
+        ConfigError: ``factors`` not a non-empty list of finite numbers > 0, ``sample_rate_hz`` not a
+            positive integer, or a factor whose rates reduce to a ratio above ``MAX_RATIO_TERM`` (a kernel
+            too large to build).
     """
 
+    MAX_RATIO_TERM = 1000
+
     def __init__(self, factors: Sequence[float] = (0.9, 1.0, 1.1), sample_rate_hz: int = 16000) -> None:
+        where = "SpeedPerturb (in data.strong_transforms / data.weak_transforms)"
+        if isinstance(sample_rate_hz, bool) or not isinstance(sample_rate_hz, int) or sample_rate_hz <= 0:
+            raise ConfigError(f"{where}: sample_rate_hz={sample_rate_hz!r} must be a positive integer (Hz).")
+        if isinstance(factors, str | bytes) or not isinstance(factors, Sequence) or not factors:
+            raise ConfigError(
+                f"{where}: factors={factors!r} must be a non-empty list of speeds, e.g. [0.9, 1.1]."
+            )
+        if not all(isinstance(f, int | float) and not isinstance(f, bool) for f in factors):
+            raise ConfigError(f"{where}: factors={list(factors)!r} must all be numbers.")
         factors = [float(f) for f in factors]
-        if not factors or min(factors) <= 0:
-            raise ConfigError(f"SpeedPerturb: factors={factors} must be a non-empty list of speeds > 0.")
+        if not all(math.isfinite(f) and f > 0 and round(f * sample_rate_hz) >= 1 for f in factors):
+            raise ConfigError(f"{where}: factors={factors} must all be finite speeds > 0.")
         import torchaudio  # audio-only dependency, imported where it is used
 
-        sr = int(sample_rate_hz)
-        self.resamplers = [
-            None if round(f * sr) == sr else torchaudio.transforms.Resample(round(f * sr), sr)
-            for f in factors
-        ]
+        sr = sample_rate_hz
+        self.resamplers = []
+        for f in factors:
+            src = round(f * sr)
+            if src == sr:
+                self.resamplers.append(None)
+                continue
+            g = math.gcd(src, sr)
+            if max(src, sr) // g > self.MAX_RATIO_TERM:
+                raise ConfigError(
+                    f"{where}: factor {f} at {sr} Hz resamples {src} -> {sr} Hz, a ratio of "
+                    f"{src // g}/{sr // g} whose kernel is too large; pick factors in steps of 0.05 (e.g. 0.9, 1.1)."
+                )
+            self.resamplers.append(torchaudio.transforms.Resample(src, sr))
 
     def __call__(self, wave: torch.Tensor) -> torch.Tensor:
         resample = random.choice(self.resamplers)

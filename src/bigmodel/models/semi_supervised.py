@@ -82,8 +82,11 @@ class SemiSupervisedModule(ClassificationModule):
         dist_align: distribution alignment (ReMixMatch): scale the weak-view probabilities by
             ``uniform / p_model`` before thresholding, where ``p_model`` is a running mean (momentum
             ``dist_align_momentum`` per step) of the model's weak-view class distribution. It stops a few
-            classes from absorbing the pseudo-labels. ``p_model`` is a buffer outside the state dict, so a
-            resumed run re-estimates it (within about ``1 / (1 - momentum)`` steps).
+            classes from absorbing the pseudo-labels. ``p_model`` is kept in float32 (a bf16 buffer would
+            round the 0.001 updates away) outside the state dict, so the checkpoint's weights load into a
+            plain classifier; it travels in ``checkpoint["semi_supervised"]["p_model"]`` so a resumed run
+            continues from it. Under DDP each rank averages its own batches (not synchronised).
+        dist_align_momentum: per-step momentum of ``p_model``, in [0, 1).
         **kwargs: see :class:`ClassificationModule`.
 
     Logs ``train/loss``, ``train/loss_x``, ``train/loss_u``, ``train/mask_rate`` (fraction of unlabelled
@@ -91,8 +94,8 @@ class SemiSupervisedModule(ClassificationModule):
     threshold, against the hidden labels) and everything :class:`ClassificationModule` logs.
 
     Raises:
-        ConfigError: ``threshold`` outside (0, 1], ``mu`` < 1, ``lambda_u`` < 0 or
-            ``dist_align_momentum`` outside [0, 1) at construction; a
+        ConfigError: ``threshold`` outside (0, 1], ``mu`` < 1, ``lambda_u`` < 0, ``dist_align`` not a
+            boolean or ``dist_align_momentum`` not a number in [0, 1) at construction; a
             DataModule without an unlabelled pool when fitting starts (in ``setup``, before any step).
     """
 
@@ -114,6 +117,12 @@ class SemiSupervisedModule(ClassificationModule):
             )
         if lambda_u < 0:
             raise ConfigError(f"model.lambda_u={lambda_u} must be >= 0.")
+        if not isinstance(dist_align, bool):
+            raise ConfigError(f"model.dist_align={dist_align!r} must be true or false (unquoted).")
+        if isinstance(dist_align_momentum, bool) or not isinstance(dist_align_momentum, int | float):
+            raise ConfigError(
+                f"model.dist_align_momentum={dist_align_momentum!r} must be a number in [0, 1)."
+            )
         if not 0 <= dist_align_momentum < 1:
             raise ConfigError(
                 f"model.dist_align_momentum={dist_align_momentum} must be in [0, 1) (e.g. 0.999)."
@@ -123,7 +132,7 @@ class SemiSupervisedModule(ClassificationModule):
             mu=int(mu),
             threshold=float(threshold),
             lambda_u=float(lambda_u),
-            dist_align=bool(dist_align),
+            dist_align=dist_align,
             dist_align_momentum=float(dist_align_momentum),
         )
         # running weak-view class distribution; uniform until the first step (outside the state dict so
@@ -192,8 +201,19 @@ class SemiSupervisedModule(ClassificationModule):
             return None
         m = self.hparams.dist_align_momentum
         batch_mean = torch.softmax(logits_w.float(), dim=-1).mean(dim=0)
-        self.p_model.mul_(m).add_(batch_mean.to(self.p_model), alpha=1 - m)
+        # float32 whatever the module's precision (bf16-true casts buffers): assigning replaces the buffer
+        self.p_model = self.p_model.float().mul_(m).add_(batch_mean, alpha=1 - m)
         return (1.0 / self.hparams.num_classes) / self.p_model.clamp_min(1e-6)
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        super().on_save_checkpoint(checkpoint)
+        checkpoint["semi_supervised"] = {"p_model": self.p_model.detach().float().cpu()}
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        super().on_load_checkpoint(checkpoint)
+        saved = checkpoint.get("semi_supervised", {}).get("p_model")
+        if saved is not None and saved.shape == self.p_model.shape:
+            self.p_model = saved.to(self.p_model.device, torch.float32)
 
     @torch.no_grad()
     def _log_monitors(self, out: dict[str, torch.Tensor], y_hidden: torch.Tensor) -> None:
