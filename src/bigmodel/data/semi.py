@@ -193,10 +193,10 @@ class TimeShift:
 
 
 class SpeedPerturb:
-    """Strong audio augmentation: play a waveform ``(..., T)`` at a speed drawn from ``factors`` (tempo and
+    """Strong audio augmentation: play a waveform ``(T,)`` at a speed drawn from ``factors`` (tempo and
     pitch change together, as in Ko et al. 2015, "Audio Augmentation for Speech Recognition"), then crop
-    or zero-pad it back to ``T`` samples (centred) so a batch keeps one shape. A factor of 1.1 makes the
-    clip 1/1.1 as long (9% shorter) and 10% higher. Each factor is one torchaudio ``transforms.Resample``
+    or zero-pad it back to ``T`` samples (centred, :func:`bigmodel.data.audio_io.fit_clip`) so a batch keeps
+    one shape. A factor of 1.1 makes the clip 1/1.1 as long (9% shorter) and 10% higher. Each factor is one torchaudio ``transforms.Resample``
     from ``round(factor * sample_rate_hz)`` to ``sample_rate_hz`` Hz, built once so its windowed-sinc kernel
     is cached. Its cost grows with the reduced ratio of those two rates: factors in steps of 0.05 at 8 or
     16 kHz reduce to ratios such as 17/20 and take about 0.3 ms per 1 s clip on one thread, while 0.97 at
@@ -249,15 +249,11 @@ class SpeedPerturb:
         resample = random.choice(self.resamplers)
         if resample is None:
             return wave
-        n = wave.shape[-1]
+        from bigmodel.data.audio_io import fit_clip  # audio-only (soundfile, torchaudio): imported on use
+
         with torch.no_grad():
             out = resample(wave.float())
-        m = out.shape[-1]
-        if m >= n:
-            start = (m - n) // 2
-            return out[..., start : start + n].contiguous()
-        left = (n - m) // 2
-        return torch.nn.functional.pad(out, (left, n - m - left))
+        return fit_clip(out, wave.shape[-1], random=False)  # centred, as the clip's own crop in eval
 
 
 class WordDropout:

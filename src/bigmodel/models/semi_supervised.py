@@ -119,14 +119,9 @@ class SemiSupervisedModule(ClassificationModule):
             raise ConfigError(f"model.lambda_u={lambda_u} must be >= 0.")
         if not isinstance(dist_align, bool):
             raise ConfigError(f"model.dist_align={dist_align!r} must be true or false (unquoted).")
-        if isinstance(dist_align_momentum, bool) or not isinstance(dist_align_momentum, int | float):
-            raise ConfigError(
-                f"model.dist_align_momentum={dist_align_momentum!r} must be a number in [0, 1)."
-            )
-        if not 0 <= dist_align_momentum < 1:
-            raise ConfigError(
-                f"model.dist_align_momentum={dist_align_momentum} must be in [0, 1) (e.g. 0.999)."
-            )
+        m = dist_align_momentum
+        if isinstance(m, bool) or not isinstance(m, int | float) or not 0 <= m < 1:
+            raise ConfigError(f"model.dist_align_momentum={m!r} must be a number in [0, 1) (e.g. 0.999).")
         super().__init__(*args, **kwargs)
         self.hparams.update(
             mu=int(mu),
